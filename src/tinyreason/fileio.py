@@ -47,9 +47,7 @@ def _json_default(o: Any) -> Any:
     """JSON for numpy/torch scalars and paths, which metrics often are."""
     if isinstance(o, os.PathLike):
         return str(o)
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
+    if hasattr(o, "tolist"):  # numpy arrays/scalars and tensors (0-d gives a plain scalar)
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
