@@ -1,0 +1,182 @@
+"""Per-sample chess evaluation metrics: pure functions of (prompt, reference, completion).
+
+Parsing is `tinyreason.chess.formats` (never raises); the environment ground truth is
+`tinyreason.chess.arbiter.arbiter_completion`. Live engine figures (centipawn loss) live in
+`tinyreason.chess.evaluate`, which adds them to these records.
+
+Choices worth knowing (also in docs/chess_eval.md):
+- Stockfish's best move is the reference candidate with the highest eval (evals are from the
+  side to move), never the reference `B:` field: in the original RookWorld data `B:` for black
+  is often not the engine's choice (182 of the 400 samples of rook_val_400). Moves tied at
+  the top eval all count as best (e.g. five 0.0 evals in a dead draw).
+- Eval errors are measured in pawns after clipping both evals to +-EVAL_CLIP, so a mate
+  score (+-999.xx) counts as a large but finite error instead of swamping the mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import chess
+
+from tinyreason.chess.arbiter import arbiter_completion
+from tinyreason.chess.formats import board_or_none, fen_fields, is_legal, parse_env, parse_policy
+
+EVAL_CLIP = 10.0  # pawns; see module docstring
+FEN_FIELD_NAMES = ("placement", "side", "castling", "ep", "halfmove", "fullmove")
+
+
+def _clip(x: float) -> float:
+    return max(-EVAL_CLIP, min(EVAL_CLIP, x))
+
+
+def reference_best_moves(reference: str) -> set[str]:
+    """The reference candidates with the top eval (Stockfish's best; ties all count)."""
+    cands = parse_policy(reference).candidates()
+    if not cands:
+        return set()
+    top = max(cands.values())
+    return {m for m, v in cands.items() if abs(v - top) < 1e-9}
+
+
+@dataclass
+class PolicyRecord:
+    """One policy sample's outcome. `chosen` is the generated `B:` move (None when absent)."""
+
+    fen: str | None
+    chosen: str | None
+    format_valid: bool  # all of M:/E:/B: present, in order, well formed, nothing trailing
+    best_legal: bool  # the chosen move is legal in the prompt position
+    best_correct: bool  # the chosen move is Stockfish's best (top reference eval)
+    in_top5: bool  # the chosen move is among the reference's candidates
+    eval_errors: list[float] = field(default_factory=list)  # |pred - ref| pawns, shared candidates
+    cp_loss: float | None = None  # filled by the live-engine pass (legal moves only)
+
+
+def score_policy(prompt: str, reference: str, completion: str) -> PolicyRecord:
+    """Score a generated policy completion against the reference sample's candidates."""
+    pred = parse_policy(completion, fen=prompt)
+    ref = parse_policy(reference, fen=prompt)
+    ref_cands = ref.candidates()
+    best = reference_best_moves(reference)
+    chosen = pred.best if pred.has_best else None
+    errors = [
+        abs(_clip(v) - _clip(ref_cands[m]))
+        for m, v in zip(pred.moves, pred.eval_values)
+        if v is not None and m in ref_cands
+    ]
+    return PolicyRecord(
+        fen=pred.fen,
+        chosen=chosen,
+        format_valid=pred.well_formed,
+        best_legal=pred.best_legal,
+        best_correct=chosen is not None and chosen in best,
+        in_top5=chosen is not None and chosen in ref_cands,
+        eval_errors=errors,
+    )
+
+
+@dataclass
+class EnvRecord:
+    """One environment sample's outcome against the arbiter's ground truth."""
+
+    exact: bool  # the whole completion (all four fields) matches
+    fen_exact: bool
+    fen_fields: dict[str, bool]  # each of the six FEN fields
+    reward_ok: bool
+    terminated_ok: bool
+    truncated_ok: bool
+    well_formed: bool
+
+
+def score_env(prompt: str, completion: str) -> EnvRecord:
+    """Score a generated `fen+reward+terminated+truncated` against `arbiter_completion(prompt)`.
+
+    Raises UserError (from the arbiter) when the prompt itself is not a valid `A:` prompt.
+    """
+    truth = parse_env(prompt, arbiter_completion(prompt))
+    pred = parse_env(prompt, completion)
+    true_fields, pred_fields = fen_fields(truth.fen), fen_fields(pred.fen)
+    pred_fields += [""] * (6 - len(pred_fields))
+    per_field = {n: pred_fields[i] == true_fields[i] for i, n in enumerate(FEN_FIELD_NAMES)}
+    fen_exact = pred.fen is not None and pred.fen.split() == (truth.fen or "").split()
+    reward_ok = pred.reward is not None and abs(pred.reward - (truth.reward or 0.0)) < 1e-9
+    term_ok = pred.terminated is not None and pred.terminated == truth.terminated
+    trunc_ok = pred.truncated is not None and pred.truncated == truth.truncated
+    return EnvRecord(
+        exact=fen_exact and reward_ok and term_ok and trunc_ok and not pred.trailing,
+        fen_exact=fen_exact,
+        fen_fields=per_field,
+        reward_ok=reward_ok,
+        terminated_ok=term_ok,
+        truncated_ok=trunc_ok,
+        well_formed=pred.well_formed,
+    )
+
+
+@dataclass
+class MateRecord:
+    chosen: str | None
+    legal: bool
+    mates: bool  # the chosen move checkmates
+
+
+def score_mate_in_one(prompt: str, completion: str) -> MateRecord:
+    """Whether the generated `B:` move mates at once (any mating move counts, not only the reference's)."""
+    pred = parse_policy(completion, fen=prompt)
+    board = board_or_none(pred.fen)
+    chosen = pred.best if pred.has_best else None
+    if board is None or not is_legal(board, chosen):
+        return MateRecord(chosen=chosen, legal=False, mates=False)
+    board.push(chess.Move.from_uci(chosen))  # type: ignore[arg-type]
+    return MateRecord(chosen=chosen, legal=True, mates=board.is_checkmate())
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize_policy(records: list[PolicyRecord]) -> dict:
+    """Rates over all samples; eval MAE over shared candidates; cp loss over legal chosen moves."""
+    n = len(records)
+    errors = [e for r in records for e in r.eval_errors]
+    cp = [r.cp_loss for r in records if r.cp_loss is not None]
+    return {
+        "n": n,
+        "format_valid_rate": _mean([float(r.format_valid) for r in records]),
+        "legal_best_move_rate": _mean([float(r.best_legal) for r in records]),
+        "best_move_accuracy": _mean([float(r.best_correct) for r in records]),
+        "top5_rate": _mean([float(r.in_top5) for r in records]),
+        "eval_mae": _mean(errors),
+        "eval_mae_n": len(errors),
+        "mean_cp_loss": _mean(cp),
+        "cp_loss_n": len(cp),
+    }
+
+
+def summarize_env(records: list[EnvRecord]) -> dict:
+    out = {
+        "n": len(records),
+        "exact_rate": _mean([float(r.exact) for r in records]),
+        "fen_exact_rate": _mean([float(r.fen_exact) for r in records]),
+        "fen_field_accuracy": _mean([sum(r.fen_fields.values()) / 6 for r in records]),
+        "reward_accuracy": _mean([float(r.reward_ok) for r in records]),
+        "terminated_accuracy": _mean([float(r.terminated_ok) for r in records]),
+        "truncated_accuracy": _mean([float(r.truncated_ok) for r in records]),
+        "well_formed_rate": _mean([float(r.well_formed) for r in records]),
+    }
+    for name in FEN_FIELD_NAMES:
+        out[f"fen_{name}_accuracy"] = _mean([float(r.fen_fields[name]) for r in records])
+    return out
+
+
+def summarize_mate(records: list[MateRecord]) -> dict:
+    return {
+        "n": len(records),
+        "mate_in_one_accuracy": _mean([float(r.mates) for r in records]),
+        "legal_rate": _mean([float(r.legal) for r in records]),
+    }
+
+
+def as_dict(record) -> dict:
+    return asdict(record)

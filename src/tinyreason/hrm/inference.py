@@ -1,0 +1,151 @@
+"""ACT inference for HRM: the official fixed-step evaluation, and adaptive halting for speed.
+
+`fixed` runs every row for exactly `halt_max_steps` ACT steps through the ACT wrapper, as
+the official evaluation does (eval mode never halts early, so batches stay aligned).
+`adaptive` stops each row as soon as its halting rule fires and only computes the rows
+still running, so a batch whose rows halt early costs fewer steps. Rules:
+`q_compare` halts when q_halt > q_continue (the training-time rule), `q_positive` when
+q_halt > 0 (sigmoid(q_halt) > 0.5, i.e. "the model believes its answer is correct").
+Every row halts at `halt_max_steps` at the latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from tinyreason.errors import UserError
+from tinyreason.hrm.model import HRMACT, InnerCarry
+
+HaltMode = Literal["fixed", "adaptive"]
+AdaptiveRule = Literal["q_compare", "q_positive"]
+
+
+def prepare_batch(model: HRMACT, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Numpy/torch batch -> int32 tensors on the model's device, with range and shape checks."""
+    cfg = model.config
+    device = model.inner.H_init.device
+    if "inputs" not in batch:
+        raise UserError("batch has no 'inputs'")
+    out = {k: torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v) for k, v in batch.items() if k in ("inputs", "labels", "puzzle_identifiers")}
+    inputs = out["inputs"]
+    if inputs.ndim != 2:
+        raise UserError(f"inputs must be 2-D (examples, seq_len), got shape {tuple(inputs.shape)}")
+    B, L = inputs.shape
+    if "puzzle_identifiers" not in out:
+        if cfg.puzzle_emb_ndim > 0:
+            raise UserError("puzzle_identifiers missing: this model has puzzle embeddings, so each example needs its puzzle id")
+        out["puzzle_identifiers"] = torch.zeros(B, dtype=torch.int32)
+    ids = out["puzzle_identifiers"]
+    if tuple(ids.shape) != (B,):
+        raise UserError(f"puzzle_identifiers must have shape ({B},), got {tuple(ids.shape)}")
+    if cfg.seq_len is not None and L != cfg.seq_len:
+        raise UserError(f"inputs have {L} tokens per example but the model's seq_len is {cfg.seq_len}")
+    if "labels" in out and tuple(out["labels"].shape) != (B, L):
+        raise UserError(f"labels must have the shape of inputs {(B, L)}, got {tuple(out['labels'].shape)}")
+    for name, t in out.items():
+        if t.is_floating_point() or t.dtype == torch.bool:
+            raise UserError(f"{name} must be integers, got {t.dtype}")
+    if B and (int(inputs.min()) < 0 or int(inputs.max()) >= cfg.vocab_size):
+        raise UserError(f"input tokens must lie in [0, {cfg.vocab_size}), got [{int(inputs.min())}, {int(inputs.max())}]")
+    if B and cfg.puzzle_emb_ndim > 0 and (int(ids.min()) < 0 or int(ids.max()) >= cfg.num_puzzle_identifiers):
+        raise UserError(
+            f"puzzle_identifiers must lie in [0, {cfg.num_puzzle_identifiers}) (the checkpoint's puzzle embeddings), "
+            f"got [{int(ids.min())}, {int(ids.max())}]: was the data built with the same identifiers?"
+        )
+    return {k: v.to(device=device, dtype=torch.int32) for k, v in out.items()}
+
+
+@torch.inference_mode()
+def run_act(
+    model: HRMACT,
+    batch: Mapping[str, Any],
+    halt: HaltMode = "fixed",
+    adaptive_rule: AdaptiveRule = "q_compare",
+) -> dict[str, torch.Tensor]:
+    """Run ACT on one batch; returns CPU tensors (outputs of each row's final step):
+    logits (B, L, V) float32, q_halt_logits (B,), q_continue_logits (B,) float32,
+    steps (B,) int64 ACT steps taken, predictions (B, L) int64 argmax."""
+    if halt not in ("fixed", "adaptive"):
+        raise UserError(f"halt must be 'fixed' or 'adaptive', got {halt!r}")
+    if adaptive_rule not in ("q_compare", "q_positive"):
+        raise UserError(f"adaptive_rule must be 'q_compare' or 'q_positive', got {adaptive_rule!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        b = prepare_batch(model, batch)
+        out = _run_fixed(model, b) if halt == "fixed" else _run_adaptive(model, b, adaptive_rule)
+    finally:
+        model.train(was_training)
+    out["predictions"] = out["logits"].argmax(-1)
+    return out
+
+
+def _run_fixed(model: HRMACT, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    carry = model.initial_carry(b)
+    for _ in range(model.config.halt_max_steps):  # eval mode halts every row exactly here
+        carry, outputs = model(carry, b)
+        if bool(carry.halted.all()):
+            break
+    return {
+        "logits": outputs["logits"].float().cpu(),
+        "q_halt_logits": outputs["q_halt_logits"].float().cpu(),
+        "q_continue_logits": outputs["q_continue_logits"].float().cpu(),
+        "steps": carry.steps.long().cpu(),
+    }
+
+
+def _run_adaptive(model: HRMACT, b: dict[str, torch.Tensor], rule: AdaptiveRule) -> dict[str, torch.Tensor]:
+    inner, cfg = model.inner, model.config
+    B, L = b["inputs"].shape
+    device = b["inputs"].device
+    carry = inner.reset_carry(torch.ones(B, dtype=torch.bool, device=device), inner.empty_carry(B, L, device))
+    logits = torch.zeros(B, L, cfg.vocab_size, dtype=torch.float32)
+    q_halt, q_cont = torch.zeros(B), torch.zeros(B)
+    steps = torch.zeros(B, dtype=torch.long)
+    active = torch.arange(B, device=device)  # rows still running; carry holds only these
+    data = b
+    for step in range(1, cfg.halt_max_steps + 1):
+        carry, step_logits, (qh, qc) = inner(carry, data)
+        idx = active.cpu()
+        logits[idx], q_halt[idx], q_cont[idx] = step_logits.float().cpu(), qh.float().cpu(), qc.float().cpu()
+        steps[idx] = step
+        fire = (qh > qc) if rule == "q_compare" else (qh > 0)  # (n_active,)
+        keep = ~fire
+        if step == cfg.halt_max_steps or not bool(keep.any()):
+            break
+        if not bool(keep.all()):  # compute only the rows still running from now on
+            active = active[keep]
+            carry = InnerCarry(carry.z_H[keep], carry.z_L[keep])
+            data = {k: v[active] for k, v in b.items()}
+    return {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_cont, "steps": steps}
+
+
+def predict_arrays(
+    model: HRMACT,
+    arrays: Mapping[str, np.ndarray],
+    batch_size: int = 256,
+    halt: HaltMode = "fixed",
+    adaptive_rule: AdaptiveRule = "q_compare",
+    show_progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """`run_act` over a whole dataset in chunks of `batch_size`; numpy outputs."""
+    if batch_size < 1:
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(arrays["inputs"])
+    starts = range(0, n, batch_size)
+    if show_progress:
+        from tinyreason.runlog import progress
+
+        starts = progress(starts, "hrm predict")
+    parts: dict[str, list[np.ndarray]] = {}
+    for s in starts:
+        chunk = {k: v[s : s + batch_size] for k, v in arrays.items() if k in ("inputs", "labels", "puzzle_identifiers")}
+        for k, v in run_act(model, chunk, halt=halt, adaptive_rule=adaptive_rule).items():
+            parts.setdefault(k, []).append(v.numpy())
+    if not parts:
+        raise UserError("no examples to run")
+    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -1,0 +1,113 @@
+"""Training checkpoints: model folder (save_pretrained) + training state, written atomically.
+
+Layout: `RUN/checkpoints/step_0000010/` holds the model and tokenizer as Hugging Face
+files (loadable by `load_model` or plain transformers) and `trainer_state.pt` (optimizer,
+scheduler, RNG states of every rank, step, data position). The state holds only tensors
+and plain Python types, so it loads with `torch.load(weights_only=True)`.
+`RUN/checkpoints/latest.json` names the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinyreason.errors import UserError
+from tinyreason.fileio import atomic_write_json
+from tinyreason.lm.model import save_model
+
+STATE_FILE = "trainer_state.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and plain types."""
+    version, py_state, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write `step_{step}` (model + state) atomically, point latest.json at it, prune old ones."""
+    root = Path(run_dir) / "checkpoints"
+    out = root / f"step_{step:07d}"
+    save_model(model, tokenizer, out, extra=lambda tmp: torch.save({**state, "step": step}, tmp / STATE_FILE))
+    atomic_write_json(root / "latest.json", {"step": step, "path": out.name})
+    if keep > 0:
+        for old in sorted(root.glob("step_*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    root = Path(run_dir) / "checkpoints"
+    latest = root / "latest.json"
+    if latest.is_file():
+        path = root / json.loads(latest.read_text(encoding="utf-8"))["path"]
+        if (path / STATE_FILE).is_file():
+            return path
+    done = [p for p in sorted(root.glob("step_*")) if (p / STATE_FILE).is_file()]
+    return done[-1] if done else None
+
+
+def load_state(ckpt_dir: str | Path) -> dict[str, Any]:
+    path = Path(ckpt_dir) / STATE_FILE
+    if not path.is_file():
+        raise UserError(f"{ckpt_dir} has no {STATE_FILE} (not a training checkpoint)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(model, ckpt_dir: str | Path) -> None:
+    """Copy a checkpoint's safetensors weights into `model` (same architecture)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(ckpt_dir).glob("*.safetensors"))
+    if not files:
+        raise UserError(f"{ckpt_dir} has no .safetensors weights")
+    sd: dict[str, torch.Tensor] = {}
+    for f in files:
+        sd.update(load_file(f))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]  # tied to wte, not stored
+    if missing or unexpected:
+        raise UserError(f"checkpoint {ckpt_dir} does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+
+
+def truncate_jsonl(path: Path, step: int) -> None:
+    """Drop lines of a JSONL log with step > `step` (after a resume)."""
+    if not path.exists():
+        return
+    from tinyreason.fileio import atomic_write_text
+
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", -1) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            pass
+    atomic_write_text(path, "".join(line + "\n" for line in kept))

@@ -1,0 +1,1 @@
+"""Puzzles for HRM: Sudoku, mazes, ARC; official dataset layout, verification, tools."""

@@ -1,0 +1,191 @@
+"""`tinyreason chess datagen` end to end with Stockfish: valid samples, determinism, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chess
+import pytest
+
+from tinyreason.chess import arbiter_completion
+from tinyreason.chess.data import load_samples
+from tinyreason.chess.formats import parse_policy
+from tinyreason.cli import main as cli_main
+
+SMALL = ["--nodes", "300", "--positions-per-game", "4", "--max-plies", "30", "--illegal-share", "0.3"]
+SCHOLAR = '[Event "a"]\n\n1. e4 e5 2. Bc4 Nc6 3. Qh5 Nf6 4. Qxf7# 1-0\n\n[Event "b"]\n\n1. d4 d5 2. Ke3 Nf6 *\n'
+
+
+def _gen(out: Path, *extra: str, stockfish: str) -> int:
+    return cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish, *SMALL, *extra])
+
+
+def _check_lines(path: Path) -> tuple[int, int]:
+    policy = env = 0
+    for s in load_samples(path):
+        if s.task == "policy":
+            r = parse_policy(s.completion, fen=s.prompt)
+            assert r.well_formed and r.board is not None and all(r.moves_legal) and r.best_legal, s.text
+            assert r.best in r.candidates(), s.text  # B: is Stockfish's first line (see test below)
+            assert r.board.fen() == r.fen
+            policy += 1
+        else:
+            assert arbiter_completion(s.prompt) == s.completion, s.text
+            env += 1
+    return policy, env
+
+
+@pytest.mark.slow
+def test_selfplay_samples_are_valid_and_config_is_written(tmp_path, stockfish_path):
+    out = tmp_path / "d.txt"
+    assert _gen(out, "--games", "2", stockfish=stockfish_path) == 0
+    policy, env = _check_lines(out)
+    assert policy == env == 8
+    assert any("+-1.0+0+1" in line for line in out.read_text().splitlines())  # illegal-move samples
+    state = json.loads((tmp_path / "d.txt.state.json").read_text())
+    assert state["games_done"] == 2 and state["bytes"] == out.stat().st_size and state["positions"] == 8
+    cfg = (tmp_path / "d.txt.config.yaml").read_text()
+    assert "nodes: 300" in cfg and "multipv: 5" in cfg
+    black = [s for s in load_samples(out) if s.task == "policy" and " b " in s.prompt]
+    assert black, "expected black-to-move positions"
+    compact = tmp_path / "c.txt"
+    assert _gen(compact, "--games", "1", "--format", "compact", "--env", "false", stockfish=stockfish_path) == 0
+    lines = compact.read_text().splitlines()
+    assert len(lines) == 4 and all("  " not in line and line.startswith("P: ") for line in lines)
+    assert _check_lines(compact) == (4, 0)
+
+
+@pytest.mark.slow
+def test_same_bytes_for_one_and_two_workers(tmp_path, stockfish_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    assert _gen(a, "--games", "3", "--workers", "1", stockfish=stockfish_path) == 0
+    assert _gen(b, "--games", "3", "--workers", "2", stockfish=stockfish_path) == 0
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 0
+    c = tmp_path / "c.txt"
+    assert _gen(c, "--games", "3", "--seed", "1", stockfish=stockfish_path) == 0
+    assert c.read_bytes() != a.read_bytes()
+
+
+@pytest.mark.slow
+def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path, stockfish_path):
+    full, part = tmp_path / "full.txt", tmp_path / "part.txt"
+    assert _gen(full, "--games", "3", stockfish=stockfish_path) == 0
+    assert _gen(part, "--games", "2", stockfish=stockfish_path) == 0
+    with open(part, "a", encoding="utf-8") as f:  # a kill in the middle of writing game 3
+        f.write("P: 8/8/8/8/8/8/8/K6k w - - 0 1      M: a1a2")
+    assert _gen(part, "--games", "3", stockfish=stockfish_path) == 0
+    assert part.read_bytes() == full.read_bytes()
+    assert _gen(part, "--games", "3", stockfish=stockfish_path) == 0  # already complete: no-op
+    assert part.read_bytes() == full.read_bytes()
+
+
+@pytest.mark.slow
+def test_resume_after_a_real_kill(tmp_path, stockfish_path):
+    args = ["--stockfish", stockfish_path, "--nodes", "1000", "--max-plies", "30", "--games", "6"]
+    full, part = tmp_path / "full.txt", tmp_path / "part.txt"
+    assert cli_main(["chess", "datagen", "--out", str(full), *args]) == 0
+    cmd = [sys.executable, "-m", "tinyreason.cli", "chess", "datagen", "--out", str(part), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = tmp_path / "part.txt.state.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text() or "{}").get("games_done", 0) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
+    assert 2 <= json.loads(state.read_text())["games_done"] <= 6
+    assert cli_main(["chess", "datagen", "--out", str(part), *args]) == 0
+    assert part.read_bytes() == full.read_bytes()
+
+
+@pytest.mark.slow
+def test_pgn_positions_and_mate_in_one(tmp_path, stockfish_path):
+    pgn = tmp_path / "g.pgn"
+    pgn.write_text(SCHOLAR)
+    out = tmp_path / "p.txt"
+    assert cli_main(["chess", "datagen", "--out", str(out), "--pgn", str(pgn), "--games", "null",
+                     "--stockfish", stockfish_path, "--nodes", "300", "--illegal-share", "0", "--ending-share", "0"]) == 0
+    policy, env = _check_lines(out)
+    assert policy == env == 7 + 2  # game b stops before its illegal 2. Ke3
+    envs = [s for s in load_samples(out) if s.task == "env"]
+    assert envs[6].prompt.endswith("+h5f7+e2e4 e7e5 f1c4 b8c6 d1h5 g8f6 h5f7+") and envs[6].completion.endswith("+1.0+1+0")
+    mates = tmp_path / "m.txt"
+    assert cli_main(["chess", "datagen", "--out", str(mates), "--pgn", str(pgn), "--games", "null",
+                     "--stockfish", stockfish_path, "--nodes", "300", "--mate-in-one"]) == 0
+    samples = load_samples(mates)
+    assert len(samples) == 1 and samples[0].task == "policy"
+    r = parse_policy(samples[0].completion, fen=samples[0].prompt)
+    board = r.board.copy()
+    board.push_uci(r.best)
+    assert r.best == "h5f7" and board.is_checkmate()
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, stockfish_path):
+    out = tmp_path / "x.txt"
+    cases = [
+        (["--games", "0"], "greater than or equal to 1"),
+        (["--gmaes", "3"], "unknown key 'gmaes'"),
+        (["--nodes", "null"], "set nodes or time"),
+        (["--format", "wide"], "format"),
+        (["--pgn", str(tmp_path / "none.pgn")], "PGN file not found"),
+    ]
+    for extra, message in cases:
+        rc = cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish_path, *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and err.count("\n") == 1, (extra, err)
+    empty = tmp_path / "empty.pgn"
+    empty.write_text("")
+    assert cli_main(["chess", "datagen", "--out", str(out), "--pgn", str(empty), "--stockfish", stockfish_path]) == 2
+    assert "no games found" in capsys.readouterr().err
+    out.write_text("someone else's file\n")
+    assert cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish_path]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_text() == "someone else's file\n"
+
+
+@pytest.mark.slow
+def test_resume_with_other_settings_is_refused(tmp_path, capsys, stockfish_path):
+    out = tmp_path / "r.txt"
+    assert _gen(out, "--games", "1", stockfish=stockfish_path) == 0
+    before = out.read_bytes()
+    assert _gen(out, "--games", "2", "--seed", "5", stockfish=stockfish_path) == 2
+    assert "other settings (seed)" in capsys.readouterr().err and out.read_bytes() == before
+    assert _gen(out, "--games", "1", "--seed", "5", "--overwrite", stockfish=stockfish_path) == 0
+    assert out.read_bytes() != before
+
+
+def test_selfplay_game_is_a_legal_game_with_random_opening():
+    from types import SimpleNamespace
+
+    from tinyreason.chess.selfplay import game_rng, illegal_move, play_selfplay
+
+    s = SimpleNamespace(opening_plies=6, random_move_share=1.0, max_plies=40)
+    plies = play_selfplay(s, game_rng(0, 3), analyse=lambda b: pytest.fail("no engine with all-random moves"))
+    board = chess.Board()
+    for ply in plies:
+        assert ply.board.fen() == board.fen() and ply.history == [m.uci() for m in board.move_stack]
+        board.push_uci(ply.move)
+    assert [p.move for p in play_selfplay(s, game_rng(0, 3), None)] == [p.move for p in plies]
+    rng = game_rng(0, 0)
+    for ply in plies:
+        assert chess.Move.from_uci(illegal_move(ply.board, rng)) not in ply.board.legal_moves
+
+
+def test_best_is_the_engines_first_line_for_both_colours():
+    from tinyreason.chess.engine import Candidate
+    from tinyreason.chess.selfplay import Ply, game_rng, policy_line
+
+    for fen in [chess.STARTING_FEN, "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1"]:
+        board = chess.Board(fen)
+        moves = sorted(m.uci() for m in board.legal_moves)[:5]
+        # node-limited MultiPV: lower lines can carry higher (shallower) scores; line 1 is the engine's move
+        lines = [Candidate(moves[0], 20), *(Candidate(m, 30 - i) for i, m in enumerate(moves[1:]))]
+        r = parse_policy(policy_line(Ply(board, [], moves[0], lines), game_rng(0, 0), compact=False))
+        assert r.best == moves[0] and sorted(r.moves) == sorted(moves)
+        assert r.candidates() == {c.move: c.cp / 100 for c in lines}

@@ -1,0 +1,66 @@
+"""Shared helpers for the HRM model/checkpoint tests: tiny configs and official-style run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from tinyreason.hrm.config import HRMArchConfig
+from tinyreason.hrm.model import HRMACT
+
+FIXTURE_NAMES = ("rope_f32", "learned_bf16")
+
+
+def tiny_arch(**overrides) -> dict:
+    arch = {
+        "name": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+        "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"},
+        "H_cycles": 2, "L_cycles": 2, "H_layers": 1, "L_layers": 1,
+        "hidden_size": 16, "num_heads": 2, "expansion": 2, "puzzle_emb_ndim": 16,
+        "pos_encodings": "rope", "halt_max_steps": 3, "halt_exploration_prob": 0.1, "forward_dtype": "float32",
+    }
+    arch.update(overrides)
+    return arch
+
+
+def tiny_config(**overrides) -> HRMArchConfig:
+    data = {**tiny_arch(), "vocab_size": 7, "seq_len": 9, "num_puzzle_identifiers": 5, "batch_size": 4}
+    data.update(overrides)
+    return HRMArchConfig.model_validate(data)
+
+
+def official_state_dict(model: HRMACT) -> dict[str, torch.Tensor]:
+    """State dict as the official trainer saves it (compiled loss head: `_orig_mod.model.` prefix)."""
+    return {f"_orig_mod.model.{k}": v.clone() for k, v in model.state_dict().items()}
+
+
+def write_all_config(folder: Path, arch: dict, global_batch_size: int = 4) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "all_config.yaml"
+    path.write_text(yaml.safe_dump({"arch": arch, "global_batch_size": global_batch_size, "data_path": "data/x", "lr": 1e-4}))
+    return path
+
+
+def make_run(folder: Path, steps=(10, 20, 30, 40), scales=(0.5, 0.1, 0.001, 0.0005), seed: int = 0) -> HRMACT:
+    """A run folder of tiny official-format checkpoints whose weights move less and less."""
+    torch.manual_seed(seed)
+    cfg = tiny_config()
+    model = HRMACT(cfg)
+    with torch.no_grad():
+        model.inner.q_head.weight.normal_(0, 0.1)
+    write_all_config(folder, tiny_arch())
+    for i, step in enumerate(steps):
+        if i:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.randn_like(p) * scales[i - 1] * p.abs().mean())
+        torch.save(official_state_dict(model), folder / f"step_{step}")
+    return model
+
+
+def reference(fixtures: Path, name: str) -> dict[str, np.ndarray]:
+    with np.load(fixtures / "hrm_official" / name / "reference_io.npz") as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,113 @@
+"""GRPO end to end on a tiny random model: metrics, checkpoints, exact resume, safety stops, 2-rank gloo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinyreason.lm import grpo, grpo_train
+from tinyreason.lm.state import latest_checkpoint, load_state
+from tinyreason.runlog import read_metrics
+
+pytestmark = pytest.mark.slow
+VOLATILE = ("time", "tok_s", "mfu", "peak_mem")
+
+
+def _argv(model_dir, data, run_dir, **over):
+    args = {
+        "model": model_dir, "train_data": f"[{data}]", "train_split": "null", "eval_data": f"[{data}]",
+        "eval_split": "null", "eval_limit": 2, "eval_every": 2, "eval_max_new_tokens": 8, "group_size": 3,
+        "prompts_per_step": 2, "micro_batch_size": 4, "sampling.max_new_tokens": 10, "max_steps": 4,
+        "save_every": 2, "run_dir": run_dir, "lr": 3e-3, "log_samples_every": 1, "device": "cpu", "beta": 0.04,
+        "num_iterations": 2, "mask_truncated_completions": "false", "entropy_coef": 0.1, "task_ratio": "1:1",
+    }
+    args.update(over)
+    return [f"{k}={v}" for k, v in args.items()]
+
+
+def _stable(records):
+    return [{k: v for k, v in r.items() if not any(s in k for s in VOLATILE)} for r in records]
+
+
+def _weights(ckpt: Path):
+    from safetensors.torch import load_file
+
+    return load_file(ckpt / "model.safetensors")
+
+
+def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    assert grpo_train.main(_argv(tiny_model_dir, rook_data, full)) == 0
+    recs = read_metrics(full)
+    steps = [r for r in recs if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    for key in ("reward_mean", "reward_std", "frac_zero_std", "kl", "clip_low", "clip_high", "entropy", "grad_norm",
+                "lr", "rollout_tok_s", "update_tok_s", "time_rollout", "time_update", "peak_mem_mb", "mfu",
+                "reward/policy/policy_best_move", "reward/env/env_fen_exact", "completion_len_mean"):
+        assert key in steps[0], key
+    assert all(0 <= r["mfu"] <= 1 for r in steps)
+    assert any("eval/policy_legal_rate" in r for r in recs) and any("eval/env_fen_exact_rate" in r for r in recs)
+    assert (full / "curves.png").is_file() and (full / "config.yaml").is_file()
+    assert len((full / "samples.jsonl").read_text().splitlines()) >= 4
+    ckpt = latest_checkpoint(full)
+    assert ckpt.name == "step_0000004" and load_state(ckpt)["step"] == 4
+
+    # a run killed during step 4 (after the step-2 checkpoint), then resumed
+    killed = tmp_path / "killed"
+    calls = {"n": 0}
+    real_sample = grpo_train.sample
+
+    def dying_sample(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real_sample(*a, **k)
+
+    monkeypatch.setattr(grpo_train, "sample", dying_sample)
+    with pytest.raises(KeyboardInterrupt):
+        grpo_train.main(_argv(tiny_model_dir, rook_data, killed))
+    monkeypatch.setattr(grpo_train, "sample", real_sample)
+    assert [r["step"] for r in read_metrics(killed) if "loss" in r] == [1, 2, 3]
+    assert grpo_train.main(_argv(tiny_model_dir, rook_data, killed) + ["--resume"]) == 0
+    assert _stable(read_metrics(killed)) == _stable(recs)
+    a, b = _weights(ckpt), _weights(latest_checkpoint(killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], _weights(tiny_model_dir)[k]) for k in a)  # it did train
+
+
+def test_kl_safety_stop_keeps_last_good_checkpoint(tiny_model_dir, rook_data, tmp_path):
+    run = tmp_path / "kl"
+    rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, **{
+        "safety.kl_max": 1e-7, "safety.kl_patience": 2, "max_steps": 6, "eval_every": 0}))
+    assert rc == 1
+    reason = json.loads((run / "stop_reason.json").read_text())
+    assert reason["reason"] == "kl_divergence" and reason["step"] == 3
+    assert reason["last_good_checkpoint"].endswith("step_0000002")
+
+
+def test_nonfinite_loss_stops_before_the_update(tiny_model_dir, rook_data, tmp_path, monkeypatch):
+    real = grpo.grpo_loss
+    monkeypatch.setattr(grpo, "grpo_loss", lambda *a, **k: (lambda l, s: (l * float("nan"), s))(*real(*a, **k)))
+    run = tmp_path / "nan"
+    assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, eval_every=0)) == 1
+    reason = json.loads((run / "stop_reason.json").read_text())
+    assert reason["reason"] == "nonfinite" and reason["step"] == 1 and reason["last_good_checkpoint"] is None
+
+
+def test_two_process_gloo_run(tiny_model_dir, rook_data, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "tinyreason.cli", "chess", "grpo", *_argv(tiny_model_dir, rook_data, run, max_steps=2, eval_every=0)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = [r for r in read_metrics(run) if "loss" in r]
+    assert [r["step"] for r in recs] == [1, 2]  # rank 0 logs once per step
+    state = load_state(latest_checkpoint(run))
+    assert len(state["rng"]) == 2 and state["data_position"]["prompts_drawn"] == 2 * 2 * 2
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert samples and all(s["step"] in (1, 2) for s in samples)

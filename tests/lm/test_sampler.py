@@ -1,0 +1,106 @@
+"""Sampler exactness: log-probs equal a full forward pass; shared prefill equals per-row prefill."""
+
+import pytest
+import torch
+
+from tinyreason.lm.model import random_model, train_char_tokenizer
+from tinyreason.lm.sampler import decode_completions, sample, stop_token_ids
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = train_char_tokenizer(["P: rnbqkbnr/pppppppp/8 w KQkq - 0 1 M: e2e4 E: 0.3 B: e2e4", "A: +e2e4+"])
+    model = random_model(tok, seed=1, n_layer=2, n_embd=32, n_head=4, n_positions=128).eval()
+    return model, tok
+
+
+def _full_logprobs(model, roll, temperature):
+    ids = torch.cat([roll.prompt_ids, roll.completion_ids], 1)
+    mask = torch.cat([roll.prompt_mask, roll.completion_mask], 1)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    p = roll.prompt_ids.shape[1]
+    logits = logits[:, p - 1:-1]
+    if temperature > 0:
+        logits = logits / temperature
+    return torch.log_softmax(logits, -1).gather(-1, roll.completion_ids[..., None])[..., 0]
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (0.7, 5, 0.9), (0.0, 0, 1.0)])
+def test_logprobs_match_full_forward_with_left_padding(tiny, temperature, top_k, top_p):
+    model, tok = tiny
+    prompts = [tok("P: rnbq").input_ids, tok("A: +e2e4+").input_ids, tok("P").input_ids]
+    torch.manual_seed(0)
+    roll = sample(model, prompts, 3, 12, temperature, top_k, top_p, stop_ids=stop_token_ids(tok, ["\n"]),
+                  pad_id=tok.pad_token_id)
+    assert roll.completion_ids.shape == (9, roll.completion_mask.shape[1]) and roll.prompt_ids.shape[0] == 9
+    ref = _full_logprobs(model, roll, temperature)
+    m = roll.completion_mask.bool()
+    assert torch.allclose(roll.logprobs[m], ref[m], atol=1e-5)
+    assert (roll.logprobs[~m] == 0).all()
+
+
+def test_greedy_matches_generate(tiny):
+    model, tok = tiny
+    ids = tok("P: rnbqkb").input_ids
+    roll = sample(model, [ids], 1, 10, temperature=0.0, pad_id=tok.pad_token_id)
+    ref = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=10, min_new_tokens=10,
+                         pad_token_id=tok.pad_token_id, eos_token_id=None)
+    assert roll.completion_ids[0].tolist() == ref[0, len(ids):].tolist()
+
+
+def test_shared_prefill_equals_per_row_prefill(tiny):
+    model, tok = tiny
+    prompts = [tok("P: rnbqkbnr").input_ids, tok("A: +").input_ids]
+    torch.manual_seed(3)
+    a = sample(model, prompts, 4, 10, pad_id=tok.pad_token_id, share_prefix=True)
+    torch.manual_seed(3)
+    b = sample(model, prompts, 4, 10, pad_id=tok.pad_token_id, share_prefix=False)
+    assert torch.equal(a.completion_ids, b.completion_ids)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5)
+
+
+def test_stop_tokens_masks_and_truncation(tiny):
+    model, tok = tiny
+    # every token stops: each completion is exactly one token long and complete
+    stops = list(range(len(tok)))
+    roll = sample(model, [tok("P: ").input_ids], 3, 5, pad_id=tok.pad_token_id, stop_ids=stops)
+    assert roll.lengths.tolist() == [1, 1, 1] and not roll.truncated.any()
+    assert (roll.completion_ids[:, 1:] == tok.pad_token_id).all()
+    # no stop token: every completion runs to the limit and is truncated
+    roll = sample(model, [tok("P: ").input_ids], 2, 5, pad_id=tok.pad_token_id, stop_ids=[])
+    assert roll.lengths.tolist() == [5, 5] and roll.truncated.all()
+
+
+def test_finished_rows_are_dropped_without_changing_results(tiny):
+    model, tok = tiny
+    stops = stop_token_ids(tok, ["e", "4"])  # frequent stops: rows finish at different steps
+    prompts = [tok(p).input_ids for p in ("P: rnbq", "A: +e2", "P: 8/8", "A: k", "P: q", "P: 1 w")]
+    # greedy: the tokens cannot depend on how the batch is compacted
+    a = sample(model, prompts, 1, 15, 0.0, stop_ids=stops, pad_id=tok.pad_token_id, compact_fraction=0.01)
+    b = sample(model, prompts, 1, 15, 0.0, stop_ids=stops, pad_id=tok.pad_token_id, compact_fraction=2.0)
+    assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.truncated, b.truncated)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5)
+    # sampling with compaction: log-probs still exact
+    torch.manual_seed(5)
+    c = sample(model, prompts, 3, 15, stop_ids=stops, pad_id=tok.pad_token_id, compact_fraction=0.01)
+    assert len(set(c.lengths.tolist())) > 1
+    m = c.completion_mask.bool()
+    assert torch.allclose(c.logprobs[m], _full_logprobs(model, c, 1.0)[m], atol=1e-5)
+    texts = decode_completions(tok, c, ["e", "4"])
+    assert all("e" not in t and "4" not in t for t in texts)
+
+
+def test_bf16_sampler_close_to_fp32(tiny):
+    model, tok = tiny
+    roll = sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
+    ref = _full_logprobs(model, roll, 0.0)
+    assert torch.allclose(roll.logprobs, ref, atol=0.1)
+
+
+def test_prompt_too_long_is_a_user_error(tiny):
+    from tinyreason.errors import UserError
+
+    model, tok = tiny
+    with pytest.raises(UserError, match="positions"):
+        sample(model, [[3] * 120], 1, 20)

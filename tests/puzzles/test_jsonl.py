@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from puzzle_paths import DATASETS, HRM_DATASETS
+from tinyreason.cli import main
+from tinyreason.puzzles.dataset import open_split, read_identifiers
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_layout_to_jsonl_and_back_is_identical(name, tmp_path):
+    src = HRM_DATASETS / name
+    assert main(["hrm", "convert", str(src), str(tmp_path / "jsonl")]) == 0
+    first = json.loads((tmp_path / "jsonl" / "test.jsonl").read_text().splitlines()[0])
+    assert {"puzzle_id", "input_sequence", "target_sequence"} <= set(first)
+    assert main(["hrm", "convert", str(tmp_path / "jsonl"), str(tmp_path / "back")]) == 0
+    assert read_identifiers(tmp_path / "back") == read_identifiers(src)
+    for split in ("train", "test"):
+        a, b = open_split(tmp_path / "back", split), open_split(src, split)
+        assert a.metadata == b.metadata
+        for field in ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+def test_plain_jsonl_without_metadata(tmp_path, capsys):
+    lines = [
+        {"puzzle_id": "a", "input_sequence": [1, 2, 3], "target_sequence": [1, 2, 4]},
+        {"puzzle_id": "b", "input_sequence": [1, 1, 3], "target_sequence": [1, 5, 4]},
+        {"puzzle_id": "a", "input_sequence": [3, 2, 1], "target_sequence": [4, 2, 1]},
+    ]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["hrm", "convert", str(tmp_path / "test.jsonl"), str(tmp_path / "out")]) == 0
+    d = open_split(tmp_path / "out", "test")
+    assert read_identifiers(tmp_path / "out") == ["<blank>", "a", "b"]
+    assert d.puzzle_identifiers.tolist() == [1, 2, 1] and d.metadata.vocab_size == 6
+    assert d.metadata.total_groups == 3 and d.metadata.seq_len == 3
+    (tmp_path / "test.jsonl").write_text(json.dumps(lines[0]) + "\n" + '{"input_sequence": [1]}\n')
+    assert main(["hrm", "convert", str(tmp_path / "test.jsonl"), str(tmp_path / "out2")]) == 2
+    assert "test.jsonl line 2" in capsys.readouterr().err
