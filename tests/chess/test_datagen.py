@@ -127,6 +127,7 @@ def test_pgn_positions_and_mate_in_one(tmp_path, stockfish_path):
     assert r.best == "h5f7" and board.is_checkmate()
 
 
+@pytest.mark.slow
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, stockfish_path):
     out = tmp_path / "x.txt"
     cases = [
@@ -144,6 +145,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, stockfish_path):
     empty.write_text("")
     assert cli_main(["chess", "datagen", "--out", str(out), "--pgn", str(empty), "--stockfish", stockfish_path]) == 2
     assert "no games found" in capsys.readouterr().err
+    bad_fen = tmp_path / "fen.pgn"
+    bad_fen.write_text('[SetUp "1"]\n[FEN "not a fen"]\n\n1. e4 *\n')
+    assert cli_main(["chess", "datagen", "--out", str(tmp_path / "f.txt"), "--pgn", str(bad_fen), "--stockfish", stockfish_path]) == 2
+    assert "game 1: malformed FEN header" in capsys.readouterr().err
+    binary = tmp_path / "bin.pgn"
+    binary.write_bytes(b"\x00\x01{{{ not chess")
+    assert cli_main(["chess", "datagen", "--out", str(tmp_path / "b.txt"), "--pgn", str(binary), "--stockfish", stockfish_path]) == 2
+    assert "no positions found in PGN" in capsys.readouterr().err
+    out.unlink()
     out.write_text("someone else's file\n")
     assert cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish_path]) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "someone else's file\n"

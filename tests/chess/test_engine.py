@@ -72,3 +72,8 @@ def test_pool_cache_and_threads(stockfish_path):
         assert pool.cp_loss(fens[2], "h5f7") == 0.0
         assert pool.cp_loss(fens[2], "h5h6") > 10000  # misses a mate in one
         assert pool.cp_loss(chess.STARTING_FEN, "g1h3") >= 0.0
+
+
+def test_a_binary_that_is_not_a_uci_engine_is_a_user_error():
+    with pytest.raises(UserError, match="cannot start Stockfish '/bin/true'"):
+        Engine("/bin/true")

@@ -44,18 +44,19 @@ def write_all_config(folder: Path, arch: dict, global_batch_size: int = 4) -> Pa
     return path
 
 
-def make_run(folder: Path, steps=(10, 20, 30, 40), scales=(0.5, 0.1, 0.001, 0.0005), seed: int = 0) -> HRMACT:
+def make_run(folder: Path, steps=(10, 20, 30, 40, 50), scales=(0.5, 0.1, 0.001, 0.0005), seed: int = 0) -> HRMACT:
     """A run folder of tiny official-format checkpoints whose weights move less and less."""
     torch.manual_seed(seed)
     cfg = tiny_config()
     model = HRMACT(cfg)
     with torch.no_grad():
         model.inner.q_head.weight.normal_(0, 0.1)
+        model.inner.puzzle_emb.weights.normal_(0, 0.1)
     write_all_config(folder, tiny_arch())
     for i, step in enumerate(steps):
         if i:
             with torch.no_grad():
-                for p in model.parameters():
+                for p in [*model.parameters(), model.inner.puzzle_emb.weights]:
                     p.add_(torch.randn_like(p) * scales[i - 1] * p.abs().mean())
         torch.save(official_state_dict(model), folder / f"step_{step}")
     return model

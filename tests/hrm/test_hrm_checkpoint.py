@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 
 import numpy as np
@@ -22,6 +23,11 @@ def _q_halt(loaded, fixtures, name="rope_f32"):
     return run_act(loaded.model, ref)["q_halt_logits"].numpy(), ref["q_halt_logits"][-1]
 
 
+def _same_weights(a, b) -> bool:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 @pytest.mark.parametrize("prefix", ["_orig_mod.model.", "model.", "_orig_mod.", ""])
 def test_load_file_with_and_without_prefixes(fixtures, tmp_path, prefix):
     src = fixtures / "hrm_official" / "rope_f32"
@@ -30,8 +36,10 @@ def test_load_file_with_and_without_prefixes(fixtures, tmp_path, prefix):
     shutil.copy(src / "all_config.yaml", tmp_path)
     loaded = load_checkpoint(tmp_path / "step_7")
     assert loaded.step == 7 and loaded.path == tmp_path / "step_7" and loaded.raw_config["arch"]["hidden_size"] == 64
-    got, want = _q_halt(loaded, fixtures)
-    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert _same_weights(loaded, load_checkpoint(src / "step_1234"))
+    if prefix == "":
+        got, want = _q_halt(loaded, fixtures)
+        np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_folder_picks_latest_step_and_hub_style_checkpoint_file(fixtures, tmp_path):
@@ -60,10 +68,13 @@ def test_explicit_config_forms(fixtures, tmp_path):
     official = yaml.safe_load((src / "all_config.yaml").read_text())
     flat = tmp_path / "arch.yaml"
     flat.write_text(yaml.safe_dump({**official["arch"], "vocab_size": 11, "num_puzzle_identifiers": 7, "seq_len": 81}))
-    for cfg in (src / "all_config.yaml", flat, official, official["arch"], load_checkpoint(src).config):
+    baseline = load_checkpoint(src)
+    for cfg in (src / "all_config.yaml", flat, official, official["arch"], baseline.config):
         loaded = load_checkpoint(tmp_path / "step_1", config=cfg)
-        got, want = _q_halt(loaded, fixtures)
-        np.testing.assert_allclose(got, want, atol=1e-4)
+        assert _same_weights(loaded, baseline) and loaded.config.hidden_size == 64
+    assert loaded.config == baseline.config
+    got, want = _q_halt(load_checkpoint(tmp_path / "step_1", config=flat), fixtures)  # seq_len=81 given explicitly
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_dtype_override_and_device(fixtures):
@@ -135,8 +146,8 @@ def test_shape_mismatch_explains_puzzle_identifier_count(tiny_state):
         report.raise_if_invalid()
     vocab = validate_state_dict(sd, cfg.model_copy(update={"vocab_size": 8})).errors
     assert len(vocab) == 2 and all("vocab_size=8" in e for e in vocab)
-    hidden = cfg.model_copy(update={"expansion": 20})
-    assert any("expansion=20" in e for e in validate_state_dict(sd, hidden).errors)
+    hidden = cfg.model_copy(update={"expansion": 40})
+    assert any("expansion=40" in e for e in validate_state_dict(sd, hidden).errors)
 
 
 def test_nonfinite_and_dtype_errors_per_tensor(tiny_state):
@@ -176,16 +187,14 @@ def test_truncated_corrupt_and_non_state_dict_files(fixtures, tmp_path):
     torch.save({"weights": [1, 2, 3]}, tmp_path / "listy")
     torch.save(torch.zeros(3), tmp_path / "tensor")
     torch.save({"model": {"inner.x": torch.zeros(1)}, "step": 3}, tmp_path / "nested")
-    import collections
-
-    torch.save(collections.Counter(a=1), tmp_path / "pickle_obj")
+    torch.save(argparse.Namespace(lr=0.1), tmp_path / "pickle_obj")
     cases = {
         "truncated": "truncated or corrupt",
         "garbage": r"corrupt or not a torch file \(Unsupported operand",
         "empty": "truncated or corrupt",
         "listy": "entry 'weights' holds a list, not a tensor",
         "tensor": "not a state dict: it holds a Tensor",
-        "pickle_obj": "not a plain state dict: it contains collections.Counter",
+        "pickle_obj": "not a plain state dict: it contains argparse.Namespace",
     }
     for name, pattern in cases.items():
         with pytest.raises(UserError, match=pattern):

@@ -81,7 +81,7 @@ def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, 
 
 def test_kl_safety_stop_keeps_last_good_checkpoint(tiny_model_dir, rook_data, tmp_path):
     run = tmp_path / "kl"
-    rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, **{
+    rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, num_iterations=1, **{
         "safety.kl_max": 1e-7, "safety.kl_patience": 2, "max_steps": 6, "eval_every": 0}))
     assert rc == 1
     reason = json.loads((run / "stop_reason.json").read_text())

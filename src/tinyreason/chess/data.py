@@ -18,7 +18,7 @@ from tinyreason.errors import UserError
 from tinyreason.hub import is_repo_id, resolve
 
 DATA_SUFFIXES = (".txt", ".jsonl", ".parquet")
-HUB_PATTERNS = ["*.parquet", "*.jsonl", "*.txt", "**/*.parquet", "**/*.jsonl", "**/*.txt"]
+HUB_PATTERNS = ["*.parquet", "*.jsonl"]  # data files only (fnmatch: `*` spans folders)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ the next game, so nothing is duplicated or lost. The resolved config goes to
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -45,7 +46,7 @@ class DatagenConfig(StrictModel):
     seed: int = Field(0, description="base seed; each game gets its own seed from it")
     nodes: int | None = Field(10000, ge=1, description="engine node limit per position (reproducible)")
     time: float | None = Field(None, gt=0, description="engine time limit per position in s (not reproducible)")
-    multipv: int = Field(5, ge=1, le=10, description="candidate moves per policy sample")
+    multipv: int = Field(5, ge=1, le=5, description="candidate moves per policy sample (the format holds 5)")
     policy: bool = Field(True, description="write policy samples")
     env: bool = Field(True, description="write environment samples")
     illegal_share: float = Field(0.1, ge=0, le=1, description="share of env samples with an illegal move")
@@ -109,6 +110,7 @@ def _resume(cfg: DatagenConfig, out: Path) -> dict:
 
 def _pgn_games(path: str, start: int, limit: int | None) -> Iterator[tuple[int, tuple[str, list[str]] | None, str | None]]:
     """(index, (start FEN, UCI moves), warning) for each game of a PGN file from `start`."""
+    logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # its errors come back as warnings below
     try:
         handle = open(path, encoding="utf-8", errors="replace")
     except OSError as e:
@@ -122,8 +124,13 @@ def _pgn_games(path: str, start: int, limit: int | None) -> Iterator[tuple[int, 
                     raise UserError(f"no games found in PGN '{path}'")
                 return
             if index >= start:
-                warning = f"game {index + 1}: {game.errors[0]} (kept the moves before it)" if game.errors else None
-                yield index, (game.board().fen(), [m.uci() for m in game.mainline_moves()]), warning
+                try:
+                    start_fen = game.board().fen()
+                except ValueError as e:
+                    raise UserError(f"{path}: game {index + 1}: malformed FEN header: {e}") from None
+                moves = [m.uci() for m in game.mainline_moves()]
+                warning = f"game {index + 1}: {game.errors[0]} (kept the {len(moves)} moves before it)" if game.errors else None
+                yield index, (start_fen, moves), warning
             index += 1
 
 
@@ -186,7 +193,8 @@ def run(cfg: DatagenConfig) -> dict:
         return {**state, "seconds": 0.0}
     t0, positions0 = time.perf_counter(), state["positions"]
     with make_progress() as bar, open(out, "ab") as f:
-        task = bar.add_task("datagen", total=total, completed=state["games_done"], info="")
+        task = bar.add_task("datagen games", total=total if cfg.pgn is None else None,
+                            completed=state["games_done"], info="")
         for result in _results(cfg, _units(cfg, state["games_done"])):
             data = "".join(line + "\n" for line in result.lines).encode("utf-8")
             f.write(data)
@@ -201,6 +209,8 @@ def run(cfg: DatagenConfig) -> dict:
             rate = (state["positions"] - positions0) / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, completed=state["games_done"], info=f"{state['positions']} positions, {rate:.1f}/s")
     seconds = time.perf_counter() - t0
+    if cfg.pgn is not None and state["positions"] == 0:
+        raise UserError(f"no positions found in PGN '{cfg.pgn}' (is it a PGN file with moves?)")
     console.print(f"{out}: {state['games_done']} games, {state['positions']} positions, "
                   f"{state['policy']} policy + {state['env']} env samples ({seconds:.1f} s this run)")
     return {**state, "seconds": seconds}

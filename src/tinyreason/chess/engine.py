@@ -22,7 +22,8 @@ import chess.engine
 from tinyreason.errors import UserError
 
 MATE_SCORE = 100000  # centipawns given to a mate, as in the original data (evals read ±999.xx)
-FALLBACK_PATHS = ("/usr/games/stockfish",)  # Debian/Ubuntu's package puts it outside PATH
+FALLBACK_PATHS = ("/usr/games/stockfish",)
+_INFO = chess.engine.INFO_SCORE | chess.engine.INFO_PV  # parse only what we use  # Debian/Ubuntu's package puts it outside PATH
 
 
 def find_stockfish(path: str | None = None) -> str:
@@ -82,7 +83,11 @@ class Engine:
     def analyse(self, board: chess.Board, limit: chess.engine.Limit, multipv: int = 1,
                 root_moves: list[chess.Move] | None = None) -> list[Candidate]:
         """Best lines, best first; lines without a move (engine quirk) are dropped."""
-        infos = self._engine.analyse(board, limit, multipv=multipv, game=self._game, root_moves=root_moves)
+        try:
+            infos = self._engine.analyse(board, limit, multipv=multipv, game=self._game,
+                                         root_moves=root_moves, info=_INFO)
+        except (chess.engine.EngineTerminatedError, chess.engine.EngineError) as e:
+            raise UserError(f"Stockfish failed while analysing {board.fen()}: {e or type(e).__name__}") from None
         if isinstance(infos, dict):
             infos = [infos]
         out = []

@@ -21,6 +21,8 @@ def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2
     torch.nn.init.trunc_normal_ returns a smaller std than asked; the official code
     compensates, and so do we (LeCun init = std 1/sqrt(fan_in)).
     """
+    if tensor.is_meta:  # shape-only construction (parameter counting): nothing to draw
+        return tensor
     with torch.no_grad():
         if std == 0:
             return tensor.zero_()

@@ -34,6 +34,6 @@ def plot_curves(run_dir: str | Path, keys: list[str], out_name: str = "curves.pn
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(run_dir) / out_name
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=80)
     plt.close(fig)
     return out

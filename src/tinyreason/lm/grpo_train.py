@@ -402,8 +402,8 @@ def main(argv: list[str]) -> int:
     if stop is not None:
         stop_run(run, stop[0], stop[1], step, last_ckpt or latest_checkpoint(run.path))
     if info.is_main:
-        plot_curves(run.path, ["reward_mean", "kl", "loss", "entropy", "completion_len_mean", "grad_norm",
-                               "frac_zero_std", "clip_ratio", "eval/policy_legal_rate", "eval/env_fen_exact_rate"],
+        plot_curves(run.path, ["reward_mean", "kl", "entropy", "completion_len_mean", "eval/policy_legal_rate",
+                               "eval/env_fen_exact_rate"],
                     title=f"GRPO {Path(cfg.run_dir).name}")
     dist.cleanup()
     return 1 if stop is not None and stop[0] not in ("time_budget",) else 0

@@ -1,0 +1,64 @@
+"""Training batches as the official `PuzzleDataset` (train mode) samples them, resumable.
+
+Per epoch the groups are shuffled; from each group one random puzzle is drawn and its
+examples (in random order) fill the global batch; a puzzle that does not fit is cut (its
+remaining examples are dropped, as officially) and an incomplete last batch is dropped.
+Each rank takes its contiguous slice of every global batch. The order depends only on
+(seed, epoch), so a resumed run regenerates the epoch and skips the batches already seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from tinyreason.errors import UserError
+from tinyreason.hrm.losses import map_ignore_labels
+from tinyreason.puzzles.dataset import SplitData
+
+
+def epoch_rows(data: SplitData, global_batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Example-row indices of every global batch of one epoch: list of (global_batch_size,) arrays."""
+    rng = np.random.default_rng([seed, epoch])
+    groups, puzzles = data.group_indices, data.puzzle_indices
+    batches, current = [], []
+    for g in rng.permutation(len(groups) - 1):
+        p = int(rng.integers(groups[g], groups[g + 1]))
+        rows = np.arange(puzzles[p], puzzles[p + 1])
+        rng.shuffle(rows)
+        take = min(len(rows), global_batch_size - len(current))
+        current.extend(rows[:take].tolist())
+        if len(current) == global_batch_size:
+            batches.append(np.asarray(current, dtype=np.int64))
+            current = []
+    return batches
+
+
+def batch_arrays(data: SplitData, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """{"inputs" (B, L) int32, "labels" (B, L) int64 with -100, "puzzle_identifiers" (B,) int32}."""
+    return {
+        "inputs": np.asarray(data.inputs[rows], dtype=np.int32),
+        "labels": map_ignore_labels(np.asarray(data.labels[rows]), data.metadata.ignore_label_id),
+        "puzzle_identifiers": np.asarray(data.puzzle_identifiers[data.example_puzzles(rows)], dtype=np.int32),
+    }
+
+
+def train_batches(
+    data: SplitData, global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+    start_epoch: int = 0, skip: int = 0,
+) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """Endless (epoch, index in epoch, this rank's batch), starting at (start_epoch, skip)."""
+    if global_batch_size % world_size:
+        raise UserError(f"global_batch_size {global_batch_size} is not divisible by the {world_size} ranks")
+    local = global_batch_size // world_size
+    epoch = start_epoch
+    while True:
+        batches = epoch_rows(data, global_batch_size, seed, epoch)
+        if not batches:
+            raise UserError(
+                f"{data.path}: {data.metadata.total_groups} groups cannot fill one batch of {global_batch_size}; lower global_batch_size"
+            )
+        for i in range(skip, len(batches)):
+            yield epoch, i, batch_arrays(data, batches[i][rank * local : (rank + 1) * local])
+        epoch, skip = epoch + 1, 0

@@ -1,0 +1,279 @@
+"""`tinyreason chess sft`: supervised causal-LM training of a GPT-2 on RookWorld text.
+
+Rows are either packed (samples shuffled per epoch, joined with EOS, cut into rows of
+`seq_len`; attention crosses sample boundaries as in nanoGPT/RookWorld pre-training) or
+one sample per row, right-padded. The loss is on every token by default (how RookWorld-LM
+was trained); `completion_only_loss` masks the prompts (prompt and completion are then
+tokenized separately, the way GRPO feeds prompts). AdamW, linear warmup + cosine decay
+to `min_lr_ratio`, gradient accumulation, bf16 autocast, periodic eval loss, atomic
+checkpoints with exact resume, torchrun (gradients all-reduced by hand).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from tinyreason import dist
+from tinyreason.chess.data import Sample, load_samples
+from tinyreason.config import StrictModel, parse_command
+from tinyreason.device import autocast, pick_device, pick_dtype
+from tinyreason.errors import UserError
+from tinyreason.lm import mfu
+from tinyreason.lm.curves import plot_curves
+from tinyreason.lm.grpo_train import allreduce_grads
+from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
+from tinyreason.lm.state import latest_checkpoint, load_state, load_weights, rng_state, save_checkpoint, set_rng_state
+from tinyreason.runlog import RunDir, console
+
+
+class ArchConfig(StrictModel):
+    n_layer: int = 6
+    n_embd: int = 256
+    n_head: int = 8
+    n_positions: int = 512
+
+
+class SFTConfig(StrictModel):
+    """Causal-LM training on RookWorld text (policy and environment samples)."""
+
+    model: str | None = Field(None, description="start from this model (folder/Hub/embedded:); None = random init")
+    arch: ArchConfig = Field(default_factory=ArchConfig, description="random-init architecture")
+    tokenizer: str | None = Field(None, description="tokenizer folder/Hub id for random init (e.g. gpt2)")
+    char_tokenizer: bool = Field(False, description="train a character-level tokenizer on the training text")
+    train_data: list[str] = Field(default_factory=lambda: ["jrahn/rookworld_7m"])
+    train_split: str | None = "train"
+    train_limit: int | None = None
+    eval_data: list[str] = Field(default_factory=list)
+    eval_split: str | None = "test"
+    eval_limit: int = 256
+    packing: bool = True
+    completion_only_loss: bool = False
+    seq_len: int = 256
+    batch_size: int = Field(8, ge=1, description="rows per micro-batch per rank")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_steps: int = Field(1000, ge=1)
+    time_budget_min: float | None = None
+    eval_every: int = 100
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    run_dir: str = "runs/sft"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    seed: int = 0
+    resume: bool = False
+
+
+def encode(samples: list[Sample], tok, completion_only: bool) -> list[tuple[list[int], list[int]]]:
+    """(token ids ending in EOS, loss mask) per sample."""
+    out = []
+    for s in samples:
+        if completion_only:
+            p, c = tok(s.prompt).input_ids, tok(s.completion).input_ids + [tok.eos_token_id]
+            out.append((p + c, [0] * len(p) + [1] * len(c)))
+        else:
+            ids = tok(s.text).input_ids + [tok.eos_token_id]
+            out.append((ids, [1] * len(ids)))
+    return out
+
+
+class Rows:
+    """Training rows as a pure function of their global index (epochs reshuffled by seed)."""
+
+    def __init__(self, docs, seq_len: int, packing: bool, seed: int, pad_id: int, shuffle: bool = True):
+        self.docs, self.seq_len, self.packing, self.seed, self.pad_id, self.shuffle = docs, seq_len, packing, seed, pad_id, shuffle
+        total = sum(len(d[0]) for d in docs)
+        self.per_epoch = total // seq_len if packing else len(docs)
+        if self.per_epoch == 0:
+            raise UserError(f"not enough training text for one row of {seq_len} tokens")
+        self._epoch: tuple[int, tuple[np.ndarray, np.ndarray] | np.ndarray] | None = None
+
+    def _order(self, epoch: int) -> np.ndarray:
+        n = len(self.docs)
+        return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+
+    def _stream(self, epoch: int):
+        if self._epoch is None or self._epoch[0] != epoch:
+            order = self._order(epoch)
+            if self.packing:
+                ids = np.concatenate([self.docs[i][0] for i in order])
+                mask = np.concatenate([self.docs[i][1] for i in order])
+                self._epoch = (epoch, (ids, mask))
+            else:
+                self._epoch = (epoch, order)
+        return self._epoch[1]
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """input ids (B, L), attention mask (B, L), loss mask (B, L)."""
+        rows = []
+        for k in indices:
+            epoch, j = divmod(k, self.per_epoch)
+            data = self._stream(epoch)
+            if self.packing:
+                ids, mask = data
+                sl = slice(j * self.seq_len, (j + 1) * self.seq_len)
+                rows.append((ids[sl].tolist(), mask[sl].tolist()))
+            else:
+                ids, mask = self.docs[int(data[j])]
+                rows.append((ids[: self.seq_len], mask[: self.seq_len]))
+        width = max(len(r[0]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        loss_mask = torch.zeros((len(rows), width), dtype=torch.float32)
+        for i, (r, m) in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            attn[i, : len(r)] = 1
+            loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.float32)
+        return ids, attn, loss_mask
+
+
+def lm_loss_sum(model, ids, attn, loss_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross entropy over masked targets, and the number of targets."""
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, L-1, V)
+    targets, weights = ids[:, 1:], loss_mask[:, 1:] * attn[:, 1:]  # (B, L-1)
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return (ce * weights.reshape(-1)).sum(), weights.sum()
+
+
+def build_model(cfg: SFTConfig, train: list[Sample], device):
+    if cfg.model is not None:
+        if cfg.char_tokenizer:
+            raise UserError("char_tokenizer: true only applies to random init (model: null)")
+        return load_model(cfg.model, str(device), "float32")
+    if cfg.char_tokenizer:
+        tok = train_char_tokenizer(s.text for s in train)
+    elif cfg.tokenizer:
+        tok = load_tokenizer(cfg.tokenizer)
+    else:
+        raise UserError("random init needs a tokenizer: set tokenizer (e.g. gpt2) or char_tokenizer: true")
+    model = random_model(tok, seed=cfg.seed, **cfg.arch.model_dump())
+    return model.to(device), tok
+
+
+def main(argv: list[str]) -> int:
+    cfg = parse_command(SFTConfig, argv, prog="tinyreason chess sft")
+    device = pick_device(cfg.device)
+    info = dist.init(device.type)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    amp = pick_dtype(cfg.dtype)
+    run = RunDir(cfg.run_dir, info.is_main)
+    torch.manual_seed(cfg.seed + info.rank)
+
+    train = [s for ref in cfg.train_data for s in load_samples(ref, split=cfg.train_split, limit=cfg.train_limit)]
+    evals = [s for ref in cfg.eval_data for s in load_samples(ref, split=cfg.eval_split, limit=cfg.eval_limit)][: cfg.eval_limit]
+    model, tok = build_model(cfg, train, device)
+    if cfg.seq_len > model.config.n_positions:
+        raise UserError(f"seq_len {cfg.seq_len} exceeds the model's {model.config.n_positions} positions")
+    model.train()
+    rows = Rows(encode(train, tok, cfg.completion_only_loss), cfg.seq_len, cfg.packing, cfg.seed, tok.pad_token_id)
+    eval_rows = Rows(encode(evals, tok, cfg.completion_only_loss), cfg.seq_len, cfg.packing, 0, tok.pad_token_id,
+                     shuffle=False) if evals else None
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    params = decay + no_decay
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.adam_betas)
+
+    def schedule(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    n_params = count_params(model)
+    peak, _ = mfu.peak_flops(device, amp)
+    start = 0
+    if cfg.resume and (ckpt := latest_checkpoint(run.path)) is not None:
+        state = load_state(ckpt)
+        load_weights(model, ckpt)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"][info.rank])
+        start = state["step"]
+        run.truncate_after(start)
+        if info.is_main:
+            console.print(f"resumed from {ckpt} (step {start})")
+    run.write_config(cfg)
+    if info.is_main:
+        console.print(f"SFT: {n_params / 1e6:.2f}M params, {len(train)} samples, {rows.per_epoch} rows/epoch on {device}")
+
+    rows_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
+    t_start = time.perf_counter()
+    step = start
+    for step in range(start + 1, cfg.max_steps + 1):
+        t0 = time.perf_counter()
+        base = (step - 1) * rows_per_step
+        micro = []
+        for a in range(cfg.grad_accum):
+            first = base + (a * info.world_size + info.rank) * cfg.batch_size
+            micro.append(rows.batch(list(range(first, first + cfg.batch_size))))
+        n_targets = sum(float((m[2][:, 1:] * m[1][:, 1:]).sum()) for m in micro)
+        optimizer.zero_grad(set_to_none=True)
+        loss_total = 0.0
+        for ids, attn, lmask in micro:
+            ids, attn, lmask = ids.to(device), attn.to(device), lmask.to(device)
+            with autocast(device, amp):
+                loss_sum, _ = lm_loss_sum(model, ids, attn, lmask)
+            loss = loss_sum / max(n_targets, 1.0)
+            loss.backward()
+            loss_total += loss.item()
+        allreduce_grads(params)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+        lr_now = scheduler.get_last_lr()[0]
+        if not (math.isfinite(loss_total) and math.isfinite(grad_norm)):
+            raise UserError(f"non-finite loss/gradient at step {step} (loss {loss_total}, grad norm {grad_norm}); "
+                            f"resume from the last checkpoint with a lower lr")
+        optimizer.step()
+        scheduler.step()
+        dt = time.perf_counter() - t0
+        tokens = sum(int(m[1].sum()) for m in micro) * info.world_size
+        rec = {"step": step, "loss": dist.all_reduce_mean(torch.tensor([loss_total]))[0].item(),
+               "grad_norm": grad_norm, "lr": lr_now, "tokens_per_s": tokens / dt, "time_step": dt,
+               "mfu": mfu.mfu(6 * n_params * tokens, dt * info.world_size, peak), "peak_mem_mb": mfu.peak_memory_mb(device)}
+        if eval_rows is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            rec["eval_loss"] = evaluate(model, eval_rows, cfg, device, amp)
+        run.log(rec)
+        if info.is_main and (step % 10 == 0 or step == start + 1):
+            console.print(f"step {step}: loss {rec['loss']:.4f}" + (f"  eval {rec['eval_loss']:.4f}" if "eval_loss" in rec else ""))
+        out_of_time = cfg.time_budget_min is not None and time.perf_counter() - t_start > 60 * cfg.time_budget_min
+        if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps or out_of_time:
+            rngs = dist.all_gather_objects(rng_state())
+            if info.is_main:
+                save_checkpoint(run.path, step, model, tok, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "rng": rngs, "data_position": {"rows_seen": step * rows_per_step}}, keep=cfg.keep_checkpoints)
+            dist.barrier()
+        if out_of_time:
+            break
+    if info.is_main:
+        plot_curves(run.path, ["loss", "eval_loss", "lr", "grad_norm"], title=f"SFT {Path(cfg.run_dir).name}")
+    dist.cleanup()
+    return 0
+
+
+@torch.no_grad()
+def evaluate(model, eval_rows: Rows, cfg: SFTConfig, device, amp) -> float:
+    """Mean token cross entropy over one pass of the eval rows (this rank's share, averaged)."""
+    model.eval()
+    total, count = 0.0, 0.0
+    for s in range(0, eval_rows.per_epoch, cfg.batch_size):
+        ids, attn, lmask = (t.to(device) for t in eval_rows.batch(list(range(s, min(s + cfg.batch_size, eval_rows.per_epoch)))))
+        with autocast(device, amp):
+            ls, n = lm_loss_sum(model, ids, attn, lmask)
+        total, count = total + ls.item(), count + n.item()
+    model.train()
+    return total / max(count, 1.0)
