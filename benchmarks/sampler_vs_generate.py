@@ -61,7 +61,10 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     temp, top_k, top_p = 1.0, 50, 0.95
     print(f"torch threads {torch.get_num_threads()}; {a.prompts} prompts x G={a.group}, {a.new_tokens} new tokens, "
           f"T={temp} top_k={top_k} top_p={top_p}")
