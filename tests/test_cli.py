@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tinyreason.cli import COMMANDS, main
 
 
@@ -19,6 +21,7 @@ def test_unknown_group_and_command_exit_2(capsys):
     assert "unknown command group 'golf'" in err and "unknown command 'chess fly'" in err
 
 
+@pytest.mark.slow  # imports every command module: torch, transformers, … (seconds)
 def test_every_command_module_has_main():
     import importlib
 

@@ -37,3 +37,50 @@ def test_json_handles_numpy_and_torch(tmp_path):
 def test_torch_save_loads_weights_only(tmp_path):
     p = atomic_torch_save({"w": torch.ones(2)}, tmp_path / "s.pt")
     assert torch.equal(torch.load(p, weights_only=True)["w"], torch.ones(2))
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Not the 0600 of the temp file: what open(path, "w") would give under the process umask."""
+    from tinyreason import fileio
+
+    p = atomic_write_text(tmp_path / "f.txt", "x")
+    assert p.stat().st_mode & 0o777 == 0o666 & ~fileio._UMASK
+
+
+def test_npz_round_trip_and_one_line_errors(tmp_path):
+    import numpy as np
+
+    from tinyreason.errors import UserError
+    from tinyreason.fileio import atomic_write_npy, atomic_write_npz, read_npz
+
+    p = atomic_write_npz(tmp_path / "a.npz", {"x": np.arange(3), "y": np.ones((2, 2))})
+    got = read_npz(p, required=("x",))
+    assert p.name == "a.npz" and np.array_equal(got["x"], np.arange(3)) and got["y"].shape == (2, 2)
+    assert np.array_equal(np.load(atomic_write_npy(tmp_path / "b.npy", np.arange(4))), np.arange(4))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    (tmp_path / "cut.npz").write_bytes(p.read_bytes()[:100])
+    np.savez(tmp_path / "obj.npz", o=np.array([{"a": 1}], dtype=object))
+    cases = {
+        "junk.npz": "not a zip archive",
+        "cut.npz": "not a readable .npz",
+        "b.npy": "a single .npy array",
+        "obj.npz": "Object arrays cannot be loaded",
+        "none.npz": "file not found",
+    }
+    for name, msg in cases.items():
+        with pytest.raises(UserError, match=msg):
+            read_npz(tmp_path / name)
+    with pytest.raises(UserError, match="has no 'z' array"):
+        read_npz(p, required=("z",))
+
+
+def test_read_json_one_line_errors(tmp_path):
+    from tinyreason.errors import UserError
+    from tinyreason.fileio import read_json
+
+    assert read_json(atomic_write_json(tmp_path / "ok.json", {"a": [1]})) == {"a": [1]}
+    (tmp_path / "bad.json").write_text('{"a": ')
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
+    for name, msg in (("bad.json", "not valid JSON .* at line 1"), ("bin.json", "not UTF-8"), ("none.json", "file not found")):
+        with pytest.raises(UserError, match=msg):
+            read_json(tmp_path / name)

@@ -133,24 +133,27 @@ def format_validation_error(err: ValidationError) -> str:
     return "config error: " + "; ".join(parts)
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file holding a mapping (an empty file is {}), with one-line UserErrors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise UserError(f"config file {path} must hold a mapping, got {type(loaded).__name__}")
+    return loaded or {}
+
+
 def load_config(
     cls: type[C],
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> C:
     """Build `cls` from an optional YAML file and dotted overrides (already typed or raw text)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise UserError(f"config file {path} must hold a mapping, got {type(loaded).__name__}")
-        data = loaded or {}
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
     for key, raw in (overrides or {}).items():
         annotation = _field_type(cls, key)
         value = _parse_value(annotation, raw) if isinstance(raw, (str, list)) else raw

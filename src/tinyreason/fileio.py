@@ -1,6 +1,9 @@
 """Atomic writes: write to a temp file in the same folder, fsync, then rename over the target.
 
-A reader (or a resumed run) never sees a half-written file, even after a kill.
+A reader (or a resumed run) never sees a half-written file, even after a kill. Files get
+the permissions a plain `open(path, "w")` would give (0666 minus the umask), not the
+private 0600 of the temp file. Also: numpy array files (.npy/.npz) written the same way,
+and .npz / JSON files read back with one-line errors (never unpickling).
 """
 
 from __future__ import annotations
@@ -13,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` then rename tmp_path onto `path` (same directory, so atomic)."""
     path = Path(path)
@@ -21,6 +33,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         write(tmp_path)
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
@@ -56,3 +69,70 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     import torch
 
     return atomic_write(path, lambda p: torch.save(obj, p))
+
+
+def atomic_write_npy(path: str | os.PathLike, array: Any) -> Path:
+    """np.save through a file object (np.save on a path would append ".npy" to the temp name)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    return atomic_write(path, write)
+
+
+def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> Path:
+    """np.savez (uncompressed) of named arrays, atomically."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)
+
+
+def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """All arrays of an .npz (no pickles), or UserError naming the file and what is wrong."""
+    import zipfile
+
+    import numpy as np
+
+    from tinyreason.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    try:
+        if magic == b"\x93NUMPY":
+            raise ValueError("a single .npy array, not an .npz archive")
+        if not magic.startswith(b"PK"):
+            raise ValueError("not a zip archive")
+        z = np.load(path, allow_pickle=False)
+        with z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        why = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a readable .npz file ({why})") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise UserError(f"{path} has no '{missing[0]}' array (found: {', '.join(arrays) or 'nothing'})")
+    return arrays
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content, or UserError naming the file (missing, unreadable text, bad JSON)."""
+    from tinyreason.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tinyreason.chess import data
 from tinyreason.chess.data import Sample, load_samples, split_text
 from tinyreason.errors import UserError
+from tinyreason.hub import resolve
 
 ROOKWORLD = Path(__file__).parents[1] / "fixtures" / "rookworld"
 ENV_LINE = ("A: rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1+e2e4+e2e4+"
@@ -58,27 +58,31 @@ def test_jsonl_parquet_and_folder_splits(tmp_path):
         load_samples(root, split="validation")
 
 
-def test_hub_dataset_id_goes_through_hub_resolve(tmp_path, monkeypatch):
-    snap = tmp_path / "snapshot"
+def test_hub_dataset_id_read_offline_from_the_hf_cache(tmp_path, monkeypatch):
+    # A snapshot laid out as huggingface_hub caches `jrahn/rookworld_7m` (HF_HUB_OFFLINE=1 in conftest):
+    # the real hub.resolve -> snapshot_download(repo_type="dataset") path finds it without network.
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    store = tmp_path / "hub" / "datasets--jrahn--rookworld_7m"
+    snap = store / "snapshots" / commit
     (snap / "data").mkdir(parents=True)
+    (store / "refs").mkdir()
+    (store / "refs" / "main").write_text(commit)
     pq.write_table(pa.table({"text": _policy_lines(3)}), snap / "data" / "train-00000-of-00002.parquet")
     pq.write_table(pa.table({"text": [ENV_LINE]}), snap / "data" / "test-00000-of-00001.parquet")
-    calls = {}
-
-    def fake_resolve(ref, allow_patterns=None, revision=None, repo_type="model"):
-        calls.update(ref=ref, repo_type=repo_type, patterns=allow_patterns)
-        return snap
-
-    monkeypatch.setattr(data, "resolve", fake_resolve)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     assert len(load_samples("jrahn/rookworld_7m", split="train")) == 3
-    assert calls["ref"] == "jrahn/rookworld_7m" and calls["repo_type"] == "dataset"
-    assert "*.parquet" in calls["patterns"]
-    assert load_samples("jrahn/rookworld_7m", split="test")[0].task == "env"
+    assert load_samples("jrahn/rookworld_7m@main", split="test")[0].task == "env"
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE"):  # a model repo of that name is not cached
+        resolve("jrahn/rookworld_7m")
 
 
 def test_hub_offline_and_not_cached_is_a_user_error():
     with pytest.raises(UserError, match="HF_HUB_OFFLINE"):
         load_samples("nobody-xyz/no-such-dataset-tinyreason")
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE"):  # a pinned revision is a Hub id too
+        load_samples("nobody-xyz/no-such-dataset-tinyreason@v1")
     with pytest.raises(UserError, match="neither a file/folder nor a Hub dataset id"):
         load_samples("./missing/file.txt")
 
@@ -109,6 +113,18 @@ def test_empty_truncated_and_malformed_files_name_file_and_line(tmp_path):
     garbage.write_bytes(b"PAR1 not really")
     with pytest.raises(UserError, match="unreadable Parquet"):
         load_samples(garbage)
+    bad_fen = tmp_path / "fen.txt"
+    bad_fen.write_text(lines[0] + "\n" + lines[1].replace("/", "/9", 1) + "\n")
+    with pytest.raises(UserError, match=r"fen\.txt:2: malformed FEN in policy prompt"):
+        load_samples(bad_fen)
+    bad_env_fen = tmp_path / "envfen.txt"
+    bad_env_fen.write_text(ENV_LINE.replace(" w KQkq", " x KQkq", 1) + "\n")
+    with pytest.raises(UserError, match=r"envfen\.txt:1: malformed FEN in environment prompt"):
+        load_samples(bad_env_fen)
+    bad_env_out = tmp_path / "envout.txt"
+    bad_env_out.write_text(ENV_LINE.replace(" b KQkq - 0 1+", " b KQkq - 0+", 1) + "\n")
+    with pytest.raises(UserError, match=r"envout\.txt:1: malformed FEN in environment completion"):
+        load_samples(bad_env_out)
     foreign = tmp_path / "f.txt"
     foreign.write_text("hello world\n")
     with pytest.raises(UserError, match=r"f\.txt:1: neither a policy"):

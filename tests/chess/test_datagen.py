@@ -86,21 +86,28 @@ def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path, stockf
 
 
 @pytest.mark.slow
-def test_resume_after_a_real_kill(tmp_path, stockfish_path):
-    args = ["--stockfish", stockfish_path, "--nodes", "1000", "--max-plies", "30", "--games", "6"]
+def test_resume_after_ctrl_c_and_a_real_kill(tmp_path, stockfish_path):
+    args = ["--stockfish", stockfish_path, "--nodes", "500", "--max-plies", "30", "--games", "6"]
     full, part = tmp_path / "full.txt", tmp_path / "part.txt"
     assert cli_main(["chess", "datagen", "--out", str(full), *args]) == 0
-    cmd = [sys.executable, "-m", "tinyreason.cli", "chess", "datagen", "--out", str(part), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     state = tmp_path / "part.txt.state.json"
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text() or "{}").get("games_done", 0) >= 2:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
-    assert 2 <= json.loads(state.read_text())["games_done"] <= 6
+
+    def interrupt(sig: int, after_games: int, workers: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "tinyreason.cli", "chess", "datagen", "--out", str(part), *args, "--workers", workers]
+        # own process group, signalled as a whole like a terminal's Ctrl-C (workers and engines too)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if state.exists() and json.loads(state.read_text() or "{}").get("games_done", 0) >= after_games:
+                break
+            time.sleep(0.05)
+        os.killpg(proc.pid, sig)
+        return subprocess.CompletedProcess(cmd, proc.wait(), "", proc.stderr.read())
+
+    ctrl_c = interrupt(signal.SIGINT, 2, "1")
+    assert ctrl_c.returncode == 130 and ctrl_c.stderr.rstrip().endswith("interrupted"), ctrl_c.stderr
+    assert interrupt(signal.SIGKILL, 4, "2").returncode == -signal.SIGKILL  # killed mid-run, not finished
+    assert 4 <= json.loads(state.read_text())["games_done"] < 6
     assert cli_main(["chess", "datagen", "--out", str(part), *args]) == 0
     assert part.read_bytes() == full.read_bytes()
 
@@ -157,6 +164,23 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, stockfish_path):
     out.write_text("someone else's file\n")
     assert cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish_path]) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "someone else's file\n"
+    (tmp_path / "x.txt.state.json").write_text('{"games_done": "two"}')
+    assert cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish_path]) == 2
+    assert "not a datagen state file" in capsys.readouterr().err
+    assert cli_main(["chess", "datagen", "--out", str(out / "y.txt"), "--stockfish", stockfish_path]) == 2
+    assert "cannot write" in capsys.readouterr().err  # parent is a file
+
+
+@pytest.mark.slow
+def test_an_engine_failing_in_a_worker_ends_the_run_instead_of_hanging(tmp_path, stockfish_path):
+    # Starts once (the pre-flight check in the main process), then dies at once in the workers.
+    flaky = tmp_path / "flaky-stockfish"
+    flaky.write_text(f"#!/bin/sh\n[ -e {tmp_path}/started ] && exit 0\ntouch {tmp_path}/started\nexec {stockfish_path}\n")
+    flaky.chmod(0o755)
+    cmd = [sys.executable, "-m", "tinyreason.cli", "chess", "datagen", "--out", str(tmp_path / "w.txt"),
+           "--stockfish", str(flaky), "--workers", "2", *SMALL, "--games", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "cannot start Stockfish" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
@@ -199,3 +223,15 @@ def test_best_is_the_engines_first_line_for_both_colours():
         r = parse_policy(policy_line(Ply(board, [], moves[0], lines), game_rng(0, 0), compact=False))
         assert r.best == moves[0] and sorted(r.moves) == sorted(moves)
         assert r.candidates() == {c.move: c.cp / 100 for c in lines}
+
+
+def test_mating_and_ending_moves():
+    from tinyreason.chess.selfplay import ending_moves, mating_moves
+
+    scholar = chess.Board("r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4")
+    assert mating_moves(scholar) == ["h5f7"] and ending_moves(scholar) == ["h5f7"]
+    board = chess.Board("7k/5Q2/6K1/8/8/8/8/8 w - - 0 1")
+    mates, ends = mating_moves(board), ending_moves(board)
+    assert mates == ["f7e8", "f7f8", "f7g7", "f7h7"]
+    assert set(mates) < set(ends) and "g6h6" in ends and "f7c4" in ends  # stalemates end the game too
+    assert ending_moves(chess.Board()) == []

@@ -71,6 +71,7 @@ def test_pool_cache_and_threads(stockfish_path):
         assert [pool.best(f) for f in fens] == results[:3] and pool.misses == misses
         assert pool.cp_loss(fens[2], "h5f7") == 0.0
         assert pool.cp_loss(fens[2], "h5h6") > 10000  # misses a mate in one
+        assert 0 < pool.cp_loss(fens[2], "h5h6", clip=1000) <= 2000
         assert pool.cp_loss(chess.STARTING_FEN, "g1h3") >= 0.0
 
 

@@ -20,6 +20,8 @@ def test_config_errors():
         evaluate.parse_command(evaluate.EvalConfig, ["--model", "x", "--data", "d", "--greedy", "temperature=0.5"])
     with pytest.raises(UserError, match="unknown key"):
         evaluate.parse_command(evaluate.EvalConfig, ["--model", "x", "--data", "d", "--beam", "3"])
+    with pytest.raises(UserError, match="reward_weights"):
+        evaluate.parse_command(evaluate.EvalConfig, ["--model", "x", "--data", "d", "reward_weights.policy.nope=1"])
 
 
 def test_cp_loss_without_engine_is_null_with_reason(monkeypatch):
@@ -65,6 +67,7 @@ def test_end_to_end_tiny_random_model(tmp_path, fixtures):
     res = json.loads(out.read_text())
     assert res["policy"]["n"] == 6 and "env" not in res  # --limit 6: the first six lines (policy)
     assert res["policy"]["cp_loss_note"].startswith("disabled")
+    assert -1.0 <= res["policy"]["mean_reward"] <= 1.7  # weighted sum of the default policy rewards
     assert res["mate_in_one"]["n"] == 6
     rows = [json.loads(line) for line in records.read_text().splitlines()]
     assert len(rows) == 12 and all("completion" in r for r in rows)
@@ -78,3 +81,14 @@ def test_end_to_end_tiny_random_model(tmp_path, fixtures):
     assert evaluate.main(argv2) == 0
     r2, r3 = (json.loads((tmp_path / f).read_text()) for f in ("r2.json", "r3.json"))
     assert r2["env"] == r3["env"] and r2["env"]["n"] == 4
+
+
+def test_reformat_policy_prompts(fixtures):
+    from tinyreason.chess.data import load_samples
+
+    samples = load_samples(fixtures / "rookworld" / "rook_val_400.txt", limit=2)
+    compact = evaluate.reformat(samples, "compact")
+    assert compact[0].prompt == "P: 2b3k1/Q4rqn/p2p4/4p3/p6p/2PP3P/BP3PP1/R5K1 b - - 0 34 "
+    assert compact[0].completion == samples[0].completion
+    assert evaluate.reformat(compact, "padded")[0].prompt == samples[0].prompt  # back to 90 columns
+    assert evaluate.reformat(samples, "as_is") is samples

@@ -75,9 +75,9 @@ def test_partial_and_broken_policy_output_never_raises(val_lines):
             assert r.board is not None
             assert not r.well_formed or cut >= len(completion) - 1
         junk = "".join(rng.choice("MEB: e2e4+-.0x\n") for _ in range(80))
-        parse_policy(junk)
+        assert parse_policy(junk).board is None
     for weird in ["", "   ", "B: ", "M:", "P:", None, "E: 1 2 3 M: e2e4 B: e2e4"]:
-        parse_policy(weird)  # type: ignore[arg-type]
+        assert not parse_policy(weird).well_formed  # type: ignore[arg-type]
 
 
 def test_policy_fields_presence_form_and_legality():
@@ -114,8 +114,8 @@ def test_env_prompt_and_completion_parsing():
     bad = parse_env_completion("fen+abc+2+yes")
     assert bad.reward is None and bad.terminated is None and bad.truncated is None
     for weird in ["", "+", "++++++", None, "A: x"]:
-        parse_env_completion(weird)  # type: ignore[arg-type]
-        parse_env(weird or "", weird)  # type: ignore[arg-type]
+        assert not parse_env_completion(weird).well_formed  # type: ignore[arg-type]
+        assert not parse_env(weird or "", weird).prompt.ok  # type: ignore[arg-type]
     assert not parse_env_prompt("P: nope").complete and not parse_env_prompt("A: fen+e2e4").complete
 
 

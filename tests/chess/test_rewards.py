@@ -9,7 +9,7 @@ import chess
 import pytest
 
 from tinyreason.chess import arbiter_completion
-from tinyreason.chess.engine import EnginePool
+from tinyreason.chess.engine import EnginePool, shared_pool
 from tinyreason.chess.formats import policy_prompt
 from tinyreason.chess.rewards import (
     DEFAULT_WEIGHTS,
@@ -161,3 +161,6 @@ def test_live_engine_when_reference_has_no_candidates(stockfish_path):
         assert parts["policy_best_move"] == [1.0]
     finally:
         pool.close()
+    # no engine given (TRL passes only dataset columns): the process-wide pool, started once
+    assert policy_best_move([prompt, prompt], ["B: h5f7", "B: a2a3"]) == [1.0, 0.0]
+    assert shared_pool() is shared_pool() and shared_pool().hits >= 1

@@ -108,3 +108,15 @@ def test_analyze_bad_run_dir_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["hrm", "analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no step_N checkpoints" in capsys.readouterr().err
+
+
+def test_analyze_missing_all_config_and_no_valid_checkpoint_exit_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_run(run, steps=(10,))
+    (run / "all_config.yaml").rename(tmp_path / "all_config.yaml")
+    assert main(["hrm", "analyze", str(run), "--out", str(tmp_path / "o")]) == 2
+    assert "no all_config.yaml in" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    (run / "step_10").write_bytes((run / "step_10").read_bytes()[:500])
+    result = analyze_run(AnalyzeConfig(run_dir=str(run), out=str(tmp_path / "o"), arch_config=str(tmp_path / "all_config.yaml")))
+    assert result["verdict"] == "no valid checkpoints" and result["recommended"] is None
+    assert "truncated or corrupt" in result["checkpoints"][0]["errors"][0]

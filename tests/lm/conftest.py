@@ -36,3 +36,15 @@ def tiny_model_dir(tmp_path_factory, rook_data) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny"
     save_model(model, tok, out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core box the OpenMP
+    barrier of every small op costs milliseconds; restored after each test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -84,3 +84,21 @@ def test_folder_loading_and_bad_grids(tmp_path):
     (tmp_path / "training" / "big.json").write_text(json.dumps(bad))
     with pytest.raises(UserError, match="rectangular"):
         arc.load_source(tmp_path)
+
+
+def test_task_json_must_be_an_object_of_example_lists():
+    with pytest.raises(UserError, match="t.json: expected a JSON object"):
+        arc.task_from_json([1, 2], "t", "training", "t.json")
+    with pytest.raises(UserError, match="'train' must be a list"):
+        arc.task_from_json({"train": {"input": [[1]]}}, "t", "training", "t.json")
+    with pytest.raises(UserError, match="train example 0 needs 'input' and 'output'"):
+        arc.task_from_json({"train": [[1]]}, "t", "training", "t.json")
+
+
+def test_locate_grid_finds_a_translated_grid():
+    grid = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    moved = arc.encode_grid(grid, 7, 11)
+    assert arc.decode_grid(moved).shape == (0, 0)  # the evaluation crop starts at the top-left
+    assert np.array_equal(arc.locate_grid(moved), grid)
+    assert np.array_equal(arc.locate_grid(arc.encode_grid(grid)), grid)
+    assert arc.locate_grid(np.zeros(900, np.uint8)).shape == (0, 0)

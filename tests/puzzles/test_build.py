@@ -127,5 +127,13 @@ def test_bad_arc_grid_exits_2(tmp_path, capsys):
     assert "x.json train[0].input: colours must be 0-9" in capsys.readouterr().err
 
 
-def test_source_and_generate_are_exclusive(tmp_path):
-    assert main(["hrm", "build", "maze", "--out", str(tmp_path)]) == 2
+def test_bad_options_exit_2_before_writing_anything(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["hrm", "build", "maze", "--out", str(out)]) == 2
+    assert main(["hrm", "build", "arc", "--generate", "3", "--out", str(out)]) == 2
+    assert main(["hrm", "build", "maze", "--source", str(SOURCES), "--num-aug", "8", "--out", str(out)]) == 2
+    assert main(["hrm", "build", "sudoku", "--generate", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "exactly one of --source DIR and --generate N" in err[0] and "ARC has no generator" in err[1]
+    assert "maze has 7 dihedral transforms" in err[2] and "generate" in err[3]
+    assert not out.exists()

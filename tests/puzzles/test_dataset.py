@@ -68,12 +68,16 @@ def _corrupt(tmp_path, name, fn):
         (lambda r: np.save(r / "test/all__inputs.npy", np.full((6, 81), 11, np.uint8)), "row 0 has tokens outside 0..10"),
         (lambda r: np.save(r / "test/all__puzzle_identifiers.npy", np.ones(6, np.int32)), "row 0 is 1, outside 0..0"),
         (lambda r: (r / "test/dataset.json").write_text("{}"), "invalid dataset metadata"),
+        (lambda r: np.save(r / "test/all__labels.npy", np.ones((6, 81), np.float32)), "all__labels.npy: dtype float32, expected integers"),
+        (lambda r: (r / "test/all__inputs.npy").write_bytes(b"garbage"), "all__inputs.npy: not a readable .npy file"),
+        (lambda r: (r / "identifiers.json").write_text("[1, 2"), "identifiers.json: not valid JSON"),
     ],
 )
 def test_inconsistent_datasets_are_user_errors(tmp_path, fn, msg):
     root = _corrupt(tmp_path, "sudoku-noaug", fn)
     with pytest.raises(UserError) as e:
         open_split(root, "test")
+        read_identifiers(root)
     assert msg in str(e.value)
 
 

@@ -40,3 +40,30 @@ def test_plain_jsonl_without_metadata(tmp_path, capsys):
     (tmp_path / "test.jsonl").write_text(json.dumps(lines[0]) + "\n" + '{"input_sequence": [1]}\n')
     assert main(["hrm", "convert", str(tmp_path / "test.jsonl"), str(tmp_path / "out2")]) == 2
     assert "test.jsonl line 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line,msg",
+    [
+        ("[1, 2]", "line 2: expected a JSON object, got list"),
+        ('{"input_sequence": [1, true], "target_sequence": [1, 2]}', "line 2: 'input_sequence' must be a list of non-negative integers"),
+        ('{"input_sequence": [1, 2], "target_sequence": [1, -2]}', "line 2: 'target_sequence' must be a list of non-negative integers"),
+        ('{"input_sequence": [], "target_sequence": []}', "line 2: input_sequence and target_sequence must be non-empty"),
+        ('{"input_sequence": [1, 2], "target_sequence": [1, 2], "puzzle_identifier": 9}', "line 2: puzzle_identifier 9 is outside 0..1"),
+    ],
+)
+def test_bad_jsonl_lines_exit_2_naming_the_line(tmp_path, capsys, line, msg):
+    good = json.dumps({"puzzle_id": "a", "input_sequence": [1, 2], "target_sequence": [1, 3]})
+    (tmp_path / "test.jsonl").write_text(good + "\n" + line + "\n")
+    assert main(["hrm", "convert", str(tmp_path / "test.jsonl"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"test.jsonl {msg}" in err and "Traceback" not in err
+
+
+def test_broken_metadata_json_and_vocab_override(tmp_path, capsys):
+    (tmp_path / "test.jsonl").write_text(json.dumps({"input_sequence": [1, 5], "target_sequence": [1, 2]}) + "\n")
+    assert main(["hrm", "convert", str(tmp_path / "test.jsonl"), str(tmp_path / "out"), "--vocab-size", "4"]) == 2
+    assert "test.jsonl line 1: tokens outside 0..3" in capsys.readouterr().err
+    (tmp_path / "metadata.json").write_text("{oops")
+    assert main(["hrm", "convert", str(tmp_path / "test.jsonl"), str(tmp_path / "out")]) == 2
+    assert "metadata.json: not valid JSON" in capsys.readouterr().err

@@ -75,3 +75,12 @@ def test_bad_mazes_raise_user_errors():
         maze.to_grid("#" * 8 + "x", "m.csv row 3")
     with pytest.raises(UserError, match="one S and one G"):
         maze.parse_row("#" * 9, "#" * 9, "m.csv row 3")
+
+
+def test_source_answer_must_be_a_shortest_path():
+    q = "#####" "#S  #" "#   #" "#  G#" "#####"
+    detour = "#####" "#Soo#" "#oo #" "# oG#" "#####"
+    with pytest.raises(UserError, match="m.csv row 4: the answer is not the question with a shortest S-G path"):
+        maze.parse_row(q, detour, "m.csv row 4")
+    with pytest.raises(UserError, match="shortest"):
+        maze.parse_row(q, q, "m.csv row 4")  # no path drawn

@@ -25,10 +25,11 @@ def test_show_sudoku_with_predictions(tmp_path, capsys):
 
 
 @pytest.mark.slow  # importing matplotlib and drawing take ~2 s
-@pytest.mark.parametrize("name", ["sudoku-noaug", "maze-noaug", "arc-noaug"])
-def test_show_writes_png(name, tmp_path):
+@pytest.mark.parametrize("name,extra", [("sudoku-noaug", []), ("maze-noaug", []), ("arc-aug3", ["--split", "train", "--index", "3"])])
+def test_show_writes_png(name, extra, tmp_path):
     png = tmp_path / "s.png"
-    extra = ["--predictions", str(_predictions(tmp_path))] if name.startswith("sudoku") else []
+    if name.startswith("sudoku"):
+        extra = ["--count", "2", "--predictions", str(_predictions(tmp_path))]
     assert main(["hrm", "show", str(HRM_DATASETS / name), "--png", str(png), *extra]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -38,7 +39,8 @@ def test_show_maze_and_arc_text(capsys):
     out = capsys.readouterr().out
     assert "#" * 15 in out and "S" in out and "o" in out
     assert main(["hrm", "show", str(HRM_DATASETS / "arc-aug3"), "--split", "train", "--index", "3"]) == 0
-    assert "puzzle 009d5c81" in capsys.readouterr().out
+    out = capsys.readouterr().out  # a translated train example is located, not cropped at the top-left
+    assert "puzzle 009d5c81" in out and "00000008800000    00000007700000" in out
 
 
 def test_show_rejects_predictions_for_another_split(tmp_path, capsys):
@@ -48,3 +50,16 @@ def test_show_rejects_predictions_for_another_split(tmp_path, capsys):
     assert main(["hrm", "show", str(root), "--predictions", str(tmp_path / "p.npz")]) == 2
     assert "wrong dataset or split" in capsys.readouterr().err
     assert main(["hrm", "show", str(root), "--index", "99"]) == 2
+
+
+def test_show_bad_kind_and_predictions_file_exit_2(tmp_path, capsys):
+    root = str(HRM_DATASETS / "sudoku-noaug")
+    assert main(["hrm", "show", root, "--kind", "arc"]) == 2
+    assert "kind 'arc' does not fit sequences of 81 tokens" in capsys.readouterr().err
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(_predictions(tmp_path).read_bytes()[:200])
+    assert main(["hrm", "show", root, "--predictions", str(cut)]) == 2
+    np.savez(tmp_path / "short.npz", predictions=np.zeros((2, 80), np.int64))
+    assert main(["hrm", "show", root, "--predictions", str(tmp_path / "short.npz")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "cut.npz is not a readable .npz file" in err[0] and "expected (N, 81)" in err[1]

@@ -91,3 +91,33 @@ def test_plain_backtracking_agrees_with_mrv():
 def test_bad_rows_raise_user_errors_naming_the_row(question, answer, msg):
     with pytest.raises(UserError, match=f"f.csv row 7.*{msg}"):
         sudoku.parse_row(question, answer, "f.csv row 7")
+
+
+def test_every_shuffle_inverts_to_the_identity():
+    rng = np.random.RandomState(0)
+    q, a = _fixture_rows()[0]
+    for _ in range(20):
+        shuffle = sudoku.draw_shuffle(rng)
+        for grid in (q, a):
+            assert np.array_equal(shuffle.invert(shuffle.apply(grid)), grid)
+    transposed = sudoku.SudokuShuffle(np.arange(10), True, np.arange(9), np.arange(9))
+    assert np.array_equal(transposed.apply(a), a.T) and np.array_equal(transposed.invert(a.T), a)
+
+
+def test_conflicts_mark_the_cells_that_break_a_rule():
+    q, a = _fixture_rows()[0]
+    assert not sudoku.conflicts(q, a).any()
+    blank = tuple(np.argwhere(q == 0)[0])
+    wrong = a.copy()
+    wrong[blank] = a[blank] % 9 + 1  # now repeated in its row, column and box
+    bad = sudoku.conflicts(q, wrong)
+    assert bad[blank] and bad.sum() >= 2 and not sudoku.is_valid_solution(q, wrong)
+    given = tuple(np.argwhere(q > 0)[0])
+    changed = a.copy()
+    changed[given] = 0
+    assert sudoku.conflicts(q, changed)[given]
+
+
+def test_generator_returns_the_closest_draw_when_the_target_is_out_of_reach():
+    puzzle, solution, _ = sudoku.generate(np.random.default_rng(0), givens=17, max_tries=2)
+    assert 17 < (puzzle > 0).sum() < 30 and sudoku.count_solutions(puzzle) == 1

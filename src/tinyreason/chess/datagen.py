@@ -13,6 +13,7 @@ the next game, so nothing is duplicated or lost. The resolved config goes to
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ from typing import Literal
 import chess.pgn
 from pydantic import Field, model_validator
 
-from tinyreason.chess.engine import Engine, find_stockfish
+from tinyreason.chess.engine import Engine
 from tinyreason.chess.selfplay import GameResult, game_samples
 from tinyreason.config import StrictModel, dump_config, parse_command
 from tinyreason.errors import UserError
@@ -81,14 +82,15 @@ def _fingerprint(cfg: DatagenConfig) -> dict:
 
 def _resume(cfg: DatagenConfig, out: Path) -> dict:
     """The state to continue from (a fresh one when starting over); truncates a torn tail."""
-    import json
-
     state_file = state_path(out)
     fresh = {"fingerprint": _fingerprint(cfg), "games_done": 0, "bytes": 0, "positions": 0, "policy": 0, "env": 0}
     if cfg.overwrite or not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"")
-        atomic_write_json(state_file, fresh)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(b"")
+            atomic_write_json(state_file, fresh)
+        except OSError as e:
+            raise UserError(f"cannot write {out}: {e.strerror or e}") from None
         return fresh
     if not state_file.exists():
         raise UserError(f"{out} exists but has no {state_file.name}: pass --overwrite to replace it")
@@ -96,8 +98,11 @@ def _resume(cfg: DatagenConfig, out: Path) -> dict:
         state = json.loads(state_file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read {state_file}: {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), int) for k in fresh if k != "fingerprint"):
+        raise UserError(f"{state_file} is not a datagen state file: pass --overwrite to start over")
     if state.get("fingerprint") != fresh["fingerprint"]:
-        diff = sorted(k for k, v in fresh["fingerprint"].items() if state.get("fingerprint", {}).get(k) != v)
+        old = state["fingerprint"] if isinstance(state.get("fingerprint"), dict) else {}
+        diff = sorted(k for k, v in fresh["fingerprint"].items() if old.get(k) != v)
         raise UserError(f"{out} was generated with other settings ({', '.join(diff)}): use the same ones to resume, or --overwrite")
     size = out.stat().st_size
     if size < state["bytes"]:
@@ -139,17 +144,25 @@ _worker: dict = {}
 
 
 def _init_worker(cfg_json: dict) -> None:
-    from multiprocessing.util import Finalize
+    _worker["cfg"] = DatagenConfig.model_validate(cfg_json)
 
-    cfg = DatagenConfig.model_validate(cfg_json)
-    engine = Engine(cfg.stockfish, cfg.hash_mb)
-    _worker.update(cfg=cfg, engine=engine)
-    Finalize(engine, engine.close, exitpriority=10)
+
+def _engine() -> Engine:
+    """This process's Stockfish, started on its first game. Not in the pool initializer: an
+    initializer that raises makes multiprocessing respawn the worker forever, whereas an
+    error in a task reaches the main process and ends the run with its message."""
+    if "engine" not in _worker:
+        from multiprocessing.util import Finalize
+
+        cfg = _worker["cfg"]
+        _worker["engine"] = engine = Engine(cfg.stockfish, cfg.hash_mb)
+        Finalize(engine, engine.close, exitpriority=10)
+    return _worker["engine"]
 
 
 def _run_game(unit: tuple[int, tuple[str, list[str]] | None, str | None]) -> GameResult:
     index, game, warning = unit
-    result = game_samples(_worker["cfg"], index, _worker["engine"], game)
+    result = game_samples(_worker["cfg"], index, _engine(), game)
     result.warning = warning
     return result
 
@@ -170,7 +183,8 @@ def _results(cfg: DatagenConfig, units: Iterator) -> Iterator[GameResult]:
             for unit in units:
                 yield _run_game(unit)
         finally:
-            _worker.pop("engine").close()
+            if "engine" in _worker:
+                _worker.pop("engine").close()
         return
     ctx = multiprocessing.get_context("spawn")  # no fork under rich's refresh thread
     with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump(mode="json"),)) as pool:
@@ -179,7 +193,7 @@ def _results(cfg: DatagenConfig, units: Iterator) -> Iterator[GameResult]:
 
 def run(cfg: DatagenConfig) -> dict:
     """Generate (or continue) the output file; returns the final state with `seconds`."""
-    find_stockfish(cfg.stockfish)  # fail before anything is written
+    Engine(cfg.stockfish, cfg.hash_mb).close()  # a missing or broken engine fails before anything is written
     if cfg.pgn is not None and not Path(cfg.pgn).is_file():
         raise UserError(f"PGN file not found: {cfg.pgn}")
     out = Path(cfg.out)

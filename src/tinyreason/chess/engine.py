@@ -22,8 +22,8 @@ import chess.engine
 from tinyreason.errors import UserError
 
 MATE_SCORE = 100000  # centipawns given to a mate, as in the original data (evals read ±999.xx)
-FALLBACK_PATHS = ("/usr/games/stockfish",)
-_INFO = chess.engine.INFO_SCORE | chess.engine.INFO_PV  # parse only what we use  # Debian/Ubuntu's package puts it outside PATH
+FALLBACK_PATHS = ("/usr/games/stockfish",)  # Debian/Ubuntu's package puts it outside PATH
+_INFO = chess.engine.INFO_SCORE | chess.engine.INFO_PV  # parse only what we use
 
 
 def find_stockfish(path: str | None = None) -> str:
@@ -70,7 +70,10 @@ class Engine:
     def __init__(self, path: str | None = None, hash_mb: int = 16):
         binary = find_stockfish(path)
         try:
-            self._engine = chess.engine.SimpleEngine.popen_uci(binary)
+            # Own process group: a Ctrl-C meant for us must not kill the engine under python-chess
+            # (it would report the death from its event-loop thread); we quit it ourselves, and it
+            # also exits on its own when our end of its stdin closes.
+            self._engine = chess.engine.SimpleEngine.popen_uci(binary, setpgrp=True)
             self._engine.configure({"Threads": 1, "Hash": hash_mb})
         except (OSError, chess.engine.EngineError, chess.engine.EngineTerminatedError) as e:
             raise UserError(f"cannot start Stockfish '{binary}': {e}") from None
@@ -120,7 +123,13 @@ class EnginePool:
                  time: float | None = None, cache_size: int = 50000):
         self.limit = make_limit(nodes=nodes, time=time)
         self._idle: queue.Queue[Engine] = queue.Queue()
-        self._engines = [Engine(path) for _ in range(max(1, size))]
+        self._engines: list[Engine] = []
+        try:
+            for _ in range(max(1, size)):
+                self._engines.append(Engine(path))
+        except UserError:
+            self.close()  # do not leave the ones already started running
+            raise
         for e in self._engines:
             self._idle.put(e)
         self._cache: OrderedDict[tuple, list[Candidate]] = OrderedDict()
@@ -153,15 +162,19 @@ class EnginePool:
         lines = self.analyse(fen)
         return lines[0] if lines else None
 
-    def cp_loss(self, fen: str, uci: str) -> float:
-        """Centipawns lost by playing `uci` (legal) instead of the engine's best; >= 0."""
+    def cp_loss(self, fen: str, uci: str, clip: int | None = None) -> float:
+        """Centipawns lost by playing `uci` (legal) instead of the engine's best; >= 0.
+        With `clip`, both scores are first clipped to +-clip (a missed mate then costs at most 2 * clip)."""
         best = self.best(fen)
         if best is None or best.move == uci:
             return 0.0
         lines = self.analyse(fen, move=uci)
         if not lines:
             return 0.0
-        return float(max(0, best.cp - lines[0].cp))
+        a, b = best.cp, lines[0].cp
+        if clip is not None:
+            a, b = max(-clip, min(clip, a)), max(-clip, min(clip, b))
+        return float(max(0, a - b))
 
     def close(self) -> None:
         for e in self._engines:

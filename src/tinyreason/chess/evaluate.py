@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -42,6 +43,8 @@ class EvalConfig(StrictModel):
     out: str = Field("results.json", description="JSON results file")
     records: str | None = Field(None, description="optional JSONL file with every prompt, completion and score")
     limit: int | None = Field(None, ge=1, description="first N samples of each set")
+    prompt_format: Literal["as_is", "compact", "padded"] = Field(
+        "as_is", description="rewrite policy prompts to the layout the model was trained on")
     batch_size: int = Field(32, ge=1, description="prompts per generation batch")
     greedy: bool = Field(False, description="greedy decoding (same as temperature=0)")
     temperature: float = Field(0.0, ge=0, description="sampling temperature; 0 is greedy")
@@ -56,6 +59,8 @@ class EvalConfig(StrictModel):
     engine_nodes: int = Field(20000, ge=1, description="node limit per engine analysis")
     engine_workers: int = Field(2, ge=1, description="Stockfish processes for the centipawn loss")
     show: int = Field(3, ge=0, description="example completions printed per task")
+    reward_weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per task, over rewards.DEFAULT_WEIGHTS (as in chess grpo)")
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
@@ -63,7 +68,29 @@ class EvalConfig(StrictModel):
             raise ValueError("nothing to evaluate: give --data and/or --mate-in-one")
         if self.greedy and self.temperature > 0:
             raise ValueError("--greedy contradicts temperature > 0")
+        from tinyreason.chess.rewards import DEFAULT_WEIGHTS
+
+        for task, weights in self.reward_weights.items():
+            if task not in DEFAULT_WEIGHTS or set(weights) - set(DEFAULT_WEIGHTS[task]):
+                raise ValueError(f"reward_weights.{task}: unknown task or reward (have {DEFAULT_WEIGHTS})")
         return self
+
+
+def reformat(samples: list[Sample], layout: str) -> list[Sample]:
+    """Policy prompts in the `compact` (`P: fen `) or `padded` (FEN to 90 columns) layout.
+
+    Lets a model trained on one layout be scored on data written in the other (the embedded
+    model is compact; rook_val_400 is padded). Env prompts are the same in both.
+    """
+    if layout == "as_is":
+        return samples
+    from tinyreason.chess.formats import parse_policy, policy_prompt
+
+    out = []
+    for s in samples:
+        fen = parse_policy("", fen=s.prompt).fen if s.task == "policy" else None
+        out.append(Sample(s.task, policy_prompt(fen, compact=layout == "compact"), s.completion) if fen else s)
+    return out
 
 
 def generate(model, tokenizer, prompts: Sequence[str], cfg: EvalConfig) -> list[str]:
@@ -147,28 +174,45 @@ def score(samples: Sequence[Sample], completions: Sequence[str]) -> tuple[list, 
     return pol, env
 
 
+def mean_rewards(samples: Sequence[Sample], completions: Sequence[str], cfg: EvalConfig) -> dict[str, float]:
+    """Mean weighted GRPO reward (`rewards.score`) per task, with the config's weights over the defaults."""
+    from tinyreason.chess.rewards import DEFAULT_WEIGHTS, score as reward_score
+
+    out = {}
+    for task in ("policy", "env"):
+        idx = [i for i, s in enumerate(samples) if s.task == task]
+        if not idx:
+            continue
+        weights = {**DEFAULT_WEIGHTS[task], **cfg.reward_weights.get(task, {})}
+        total, _ = reward_score(task, [samples[i].prompt for i in idx], [completions[i] for i in idx],
+                                [samples[i].completion for i in idx], weights)
+        out[task] = sum(total) / len(total)
+    return out
+
+
 def evaluate(model, tokenizer, cfg: EvalConfig) -> tuple[dict, list[dict]]:
     """Run every requested set; returns (results, per-sample records)."""
     results: dict = {"model": cfg.model, "config": cfg.model_dump(mode="json")}
     rows: list[dict] = []
     if cfg.data is not None:
-        samples = load_samples(cfg.data, cfg.split, cfg.limit)
+        samples = reformat(load_samples(cfg.data, cfg.split, cfg.limit), cfg.prompt_format)
         t0 = time.perf_counter()
         completions = generate(model, tokenizer, [s.prompt for s in samples], cfg)
         results["generation_seconds"] = round(time.perf_counter() - t0, 2)
         pol, env = score(samples, completions)
+        rewards = mean_rewards(samples, completions, cfg)
         if pol:
             reason = add_cp_loss(pol, cfg)
-            results["policy"] = {**em.summarize_policy(pol), "cp_loss_note": reason}
+            results["policy"] = {**em.summarize_policy(pol), "mean_reward": rewards["policy"], "cp_loss_note": reason}
         if env:
-            results["env"] = em.summarize_env(env)
+            results["env"] = {**em.summarize_env(env), "mean_reward": rewards["env"]}
         recs = iter(pol), iter(env)
         for s, c in zip(samples, completions):
             rec = next(recs[0] if s.task == "policy" else recs[1])
             rows.append({"set": "data", "task": s.task, "prompt": s.prompt, "reference": s.completion,
                          "completion": c, **em.as_dict(rec)})
     if cfg.mate_in_one is not None:
-        mates = load_samples(cfg.mate_in_one, None, cfg.limit)
+        mates = reformat(load_samples(cfg.mate_in_one, None, cfg.limit), cfg.prompt_format)
         if any(s.task != "policy" for s in mates):
             raise UserError(f"{cfg.mate_in_one}: a mate-in-one set holds policy (P:) samples only")
         completions = generate(model, tokenizer, [s.prompt for s in mates], cfg)
@@ -191,7 +235,7 @@ def print_table(results: dict, rows: list[dict], show: int = 3) -> None:
             if value is None or isinstance(value, str):
                 value = "n/a" if value is None else value
             elif isinstance(value, float):
-                value = f"{value:.2f}" if key in ("mean_cp_loss", "eval_mae") else f"{value:.1%}"
+                value = f"{value:.3f}" if key in ("mean_cp_loss", "eval_mae", "mean_reward") else f"{value:.1%}"
             table.add_row(task, key, str(value))
     console.print(table)
     for task in ("policy", "env"):

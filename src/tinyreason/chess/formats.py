@@ -6,7 +6,9 @@ Policy task (ROOK), padded as in the original datasets::
 
 The original generator scripts write `f"P: {fen:90}"`, but every line of the released data
 (e.g. rook_val_500) has `M:` at column 92, i.e. the FEN padded to 89 characters after
-`P: `; we follow the data, so our files and theirs are byte-identical.
+`P: ` (most likely because the FENs were file lines still ending in a newline, which took
+the 90th column and was dropped later). We follow the data, so our files and theirs are
+byte-identical.
 
 and a *compact* variant with single spaces (`P: {fen} M: ... E: ... B: {best}`) for small
 character-level models. Evals are Python float strings of pawns from the side to move
@@ -33,6 +35,8 @@ import chess
 
 PADDED_WIDTHS = (89, 30, 40)  # FEN, moves, evals; longest legal FEN ~87 chars (chess.stackexchange.com/q/30004)
 UCI_RE = re.compile(r"^[a-h][1-8][a-h][1-8][qrbn]?$")
+# The six FEN fields by shape only (no board is built: cheap enough to check 7M dataset lines).
+FEN_RE = re.compile(r"^(?:[pnbrqkPNBRQK1-8]{1,8}/){7}[pnbrqkPNBRQK1-8]{1,8} [wb] (?:-|[KQkq]{1,4}) (?:-|[a-h][36]) \d+ \d+$")
 _MARK_RE = re.compile(r"(?:^|\s)([MEB]):")
 
 
@@ -71,6 +75,11 @@ def env_completion(new_fen: str, reward: float, terminated: bool, truncated: boo
 def is_uci(text: str | None) -> bool:
     """Well-formed UCI move text (`e2e4`, `e7e8q`); `a1a1` and `0000` are not moves here."""
     return isinstance(text, str) and bool(UCI_RE.match(text)) and text[:2] != text[2:4]
+
+
+def is_fen_shaped(text: str | None) -> bool:
+    """Six well-formed FEN fields (a legal position is checked by `board_or_none`)."""
+    return isinstance(text, str) and bool(FEN_RE.match(text))
 
 
 def to_move(text: str | None) -> chess.Move | None:

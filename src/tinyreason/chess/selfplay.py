@@ -10,6 +10,7 @@ move, or with probability `random_move_share` a random legal move, until the gam
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ def game_rng(seed: int, index: int) -> random.Random:
 
 
 def play_selfplay(s: Any, rng: random.Random, analyse) -> list[Ply]:
+    """One self-play game from the start position (see the module docstring); `analyse(board)`
+    gives the engine's MultiPV lines, kept on the ply so its policy sample needs no second search."""
     board, history, plies = chess.Board(), [], []
     opening = rng.randint(0, s.opening_plies)
     while len(plies) < s.max_plies and not board.is_game_over(claim_draw=True):
@@ -61,6 +64,7 @@ def play_selfplay(s: Any, rng: random.Random, analyse) -> list[Ply]:
 
 
 def replay_game(start_fen: str, moves: list[str]) -> list[Ply]:
+    """The plies of a given game (a PGN's main line), to be analysed afterwards."""
     board, history, plies = chess.Board(start_fen), [], []
     for move in moves:
         plies.append(Ply(board.copy(stack=False), list(history), move))
@@ -69,25 +73,24 @@ def replay_game(start_fen: str, moves: list[str]) -> list[Ply]:
     return plies
 
 
-def mating_moves(board: chess.Board) -> list[str]:
+def _moves_after_which(board: chess.Board, test: Callable[[chess.Board], bool]) -> list[str]:
+    """Legal moves (UCI, sorted) whose resulting position passes `test`."""
     out = []
     for move in board.legal_moves:
         board.push(move)
-        if board.is_checkmate():
+        if test(board):
             out.append(move.uci())
         board.pop()
     return sorted(out)
+
+
+def mating_moves(board: chess.Board) -> list[str]:
+    return _moves_after_which(board, chess.Board.is_checkmate)
 
 
 def ending_moves(board: chess.Board) -> list[str]:
     """Legal moves after which the game is over (mate, stalemate, insufficient material, 75 moves)."""
-    out = []
-    for move in board.legal_moves:
-        board.push(move)
-        if board.outcome() is not None:
-            out.append(move.uci())
-        board.pop()
-    return sorted(out)
+    return _moves_after_which(board, lambda b: b.outcome() is not None)
 
 
 def illegal_move(board: chess.Board, rng: random.Random) -> str:

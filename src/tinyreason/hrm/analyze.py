@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from pydantic import Field
 
-from tinyreason.config import StrictModel, dump_config, parse_command
+from tinyreason.config import StrictModel, dump_config, parse_command, read_yaml
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write, atomic_write_json, atomic_write_text
-from tinyreason.hrm.checkpoint import find_checkpoints, read_state_dict, resolve_config, validate_state_dict
+from tinyreason.hrm.checkpoint import find_checkpoints, read_state_dict, validate_state_dict
+from tinyreason.hrm.config import from_official
 from tinyreason.hrm.evalresults import read_eval_results
 from tinyreason.runlog import console, progress
 
@@ -77,13 +78,17 @@ def analyze_run(cfg: AnalyzeConfig) -> dict:
     ckpts = find_checkpoints(cfg.run_dir)
     if not ckpts:
         raise UserError(f"no step_N checkpoints in {cfg.run_dir}")
+    config_path = Path(cfg.arch_config) if cfg.arch_config else Path(cfg.run_dir) / "all_config.yaml"
+    if not cfg.arch_config and not config_path.is_file():
+        raise UserError(f"no all_config.yaml in {cfg.run_dir}: the official trainer writes it there; copy it or pass --arch-config FILE")
+    raw = read_yaml(config_path)  # once for the run; each checkpoint adds its dataset-derived sizes
     rows: list[dict] = []
     prev: dict[str, torch.Tensor] | None = None
     for step, path in progress(ckpts, "analyze checkpoints"):
         row: dict = {"step": step, "path": str(path), "valid": False, "errors": [], "norms": {}, "change": {}}
         try:
             state = read_state_dict(path)
-            arch, _ = resolve_config(path, state, cfg.arch_config)
+            arch = from_official(raw, state, source=str(config_path))
             report = validate_state_dict(state, arch, path=str(path))
             row.update(valid=report.ok, errors=report.errors, warnings=report.warnings, params=report.param_counts)
         except UserError as e:
@@ -180,15 +185,19 @@ def write_plots(result: dict, out: Path) -> None:
         for g in groups:
             pts = [(r["step"], r[key][g]) for r in rows if g in r[key] and math.isfinite(r[key][g]) and (r[key][g] > 0 or not log)]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=g, linewidth=2.5 if g == "model" else 1.2)
+                style = {"color": "black", "linewidth": 2.5, "zorder": 3} if g == "model" else {"linewidth": 1.2}
+                ax.plot(*zip(*pts), marker="o", label="model (all but puzzle_emb)" if g == "model" else g, **style)
         if key == "change":
             ax.axhline(result["threshold"], color="gray", linestyle="--", label="threshold")
-        if log and ax.lines:
+        if log and any(line.get_label() != "threshold" for line in ax.lines):
             ax.set_yscale("log")
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no data (fewer than two valid checkpoints)", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{ylabel} per tensor group")
-        ax.legend(fontsize=7, ncol=2)
+        if ax.lines:
+            ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         atomic_write(out / name, lambda p: fig.savefig(p, format="png", dpi=110))
         plt.close(fig)
@@ -206,5 +215,8 @@ def main(argv: list[str]) -> int:
     write_plots(result, out)
     console.print(f"{len(result['checkpoints'])} checkpoints: {result['verdict']}; recommended step {result['recommended']} ({result['recommended_reason']})")
     console.print(f"wrote {out / 'analysis.md'}, analysis.json, norms.png, change.png")
+    if result["recommended"] is None:
+        first = next((e for r in result["checkpoints"] for e in r["errors"]), "")
+        raise UserError(f"no valid checkpoint in {cfg.run_dir} (first problem: {first})")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _first_line(e: BaseException) -> str:
+    """The first sentence of an exception message (torch's zip errors run on for lines)."""
     text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
+    return text[0].split(". ")[0][:200] if text else type(e).__name__
 
 
 def _unpickle_reason(e: BaseException) -> str:
@@ -114,7 +116,9 @@ def _unpickle_reason(e: BaseException) -> str:
 
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of non-torch files
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         if m:  # a well-formed pickle holding something other than tensors and containers

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
-from tinyreason.config import StrictModel, format_validation_error
+from tinyreason.config import StrictModel, format_validation_error, read_yaml
 from tinyreason.errors import UserError
 
 OFFICIAL_NAME = "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"
@@ -127,26 +126,17 @@ def from_official(raw: dict[str, Any], state_dict: dict[str, Any] | None = None,
     if state_dict is not None:
         for key, value in infer_dataset_fields(state_dict, arch).items():
             arch.setdefault(key, value)
+        if arch.get("pos_encodings") == "learned" and "seq_len" not in arch and "inner.embed_pos.embedding_weight" not in state_dict:
+            raise UserError(
+                f"{source}: pos_encodings=learned, but the checkpoint has no learned position table "
+                f"(inner.embed_pos.embedding_weight): it was trained with rope, so this config does not belong to it"
+            )
     if "vocab_size" not in arch:
         raise UserError(f"{source}: vocab_size unknown (not in the config and no embed_tokens weight to read it from)")
     try:
         return make_config(arch)
     except UserError as e:
         raise UserError(f"{source}: {e}") from None
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from disk, with one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a mapping, got {type(data).__name__}")
-    return data
 
 
 def load_arch_config(path: str | Path, state_dict: dict[str, Any] | None = None) -> HRMArchConfig:

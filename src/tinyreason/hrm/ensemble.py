@@ -6,8 +6,8 @@
 
 Strategies (member outputs are each member's final ACT step):
 - average: per-token probabilities (under each member's own normaliser, stablemax or
-  softmax) averaged with weights, given or fitted to minimise the negative log-likelihood
-  of the labels on the fit split (softmax-parametrised weights, Adam);
+  softmax) averaged with weights, given or fitted (EM) to maximise the likelihood of the
+  labels on the fit split;
 - vote: the whole answer given by most members; ties go to the answer whose supporters
   have the highest mean sigmoid(q_halt) (the official ARC tie-break);
 - stack: logistic regression over member probabilities and Q values (`hrm.stacking`),
@@ -57,21 +57,20 @@ def average(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return sum(wi * p.astype(np.float64) for wi, p in zip(w / w.sum(), probs))
 
 
-def fit_weights(probs: list[np.ndarray], labels: np.ndarray, steps: int = 300) -> np.ndarray:
-    """Simplex weights minimising the mean NLL of the mixture on labelled tokens."""
+def fit_weights(probs: list[np.ndarray], labels: np.ndarray, iters: int = 200) -> np.ndarray:
+    """Simplex weights maximising the likelihood of the labelled tokens under the mixture
+    (EM for mixture weights: w_i <- mean over tokens of the responsibility of member i)."""
     mask = labels != -100
     if not mask.any():
         raise UserError("cannot fit ensemble weights: the fit split has no labelled tokens")
     idx = np.where(mask, labels, 0)[..., None]
-    picked = torch.tensor(np.stack([np.take_along_axis(p, idx, -1)[..., 0][mask] for p in probs]), dtype=torch.float64)  # (M, T)
-    theta = torch.zeros(len(probs), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([theta], lr=0.1)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = -torch.log((torch.softmax(theta, 0)[:, None] * picked).sum(0).clamp_min(1e-12)).mean()
-        loss.backward()
-        opt.step()
-    return torch.softmax(theta, 0).detach().numpy()
+    picked = np.stack([np.take_along_axis(p, idx, -1)[..., 0][mask] for p in probs]).astype(np.float64)  # (M, T)
+    w = np.full(len(probs), 1.0 / len(probs))
+    for _ in range(iters):
+        resp = w[:, None] * picked
+        resp /= np.clip(resp.sum(0, keepdims=True), 1e-300, None)
+        w = resp.mean(1)
+    return w
 
 
 def vote(preds: list[np.ndarray], q_halt: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,22 +10,19 @@ per-example arrays are gathered, so totals equal a single-process run.
 from __future__ import annotations
 
 import time
-from typing import Literal
-
 import numpy as np
 import torch
 
 from tinyreason import dist
 from tinyreason.errors import UserError
 from tinyreason.hrm.inference import prepare_batch
-from tinyreason.hrm.losses import IGNORE_LABEL_ID, log_probs, map_ignore_labels
+from tinyreason.hrm.losses import log_probs, map_ignore_labels
 from tinyreason.hrm.metrics import example_metrics, stable_step
 from tinyreason.hrm.rollout import rollout
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, SplitData, iter_batches
 from tinyreason.puzzles.verify import guess_kind, verify_tokens
 from tinyreason.runlog import console, progress
 
-Kind = Literal["auto", "sudoku", "maze", "arc", "exact"]
 PER_EXAMPLE_KEYS = (
     "example_index", "n_labels", "accuracy", "exact", "solved", "lm_loss", "q_halt_loss", "q_halt_right",
     "steps", "q_halt_logits", "q_continue_logits", "stable_step", "time", "pad_q_halt_loss",
@@ -131,5 +128,3 @@ def labels_for(data: SplitData, rows: np.ndarray) -> np.ndarray:
     """Labels of example rows with the dataset's ignore id mapped to -100 (N, L)."""
     return map_ignore_labels(np.asarray(data.labels[rows]), data.metadata.ignore_label_id)
 
-
-__all__ = ["run_eval", "detect_kind", "verify_rows", "gather", "labels_for", "IGNORE_LABEL_ID"]

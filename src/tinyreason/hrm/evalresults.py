@@ -11,13 +11,14 @@ Accepted (one or more files, mixed):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 from tinyreason.errors import UserError
+from tinyreason.fileio import read_json
+from tinyreason.runlog import read_metrics
 
 _STEP = re.compile(r"(?:^|[/_])step_?(\d+)$|^(\d+)$")
 
@@ -69,14 +70,10 @@ def read_eval_results(paths: list[str | Path], metric: str) -> dict[int, float]:
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"evaluation results file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix == ".jsonl":
-                records: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
-            else:
-                records = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+        if path.suffix == ".jsonl":
+            records: Any = read_metrics(path)  # complete lines only, as a run's metrics.jsonl
+        else:
+            records = read_json(path)
         found = _parse(records, metric)
         if not found:
             raise UserError(f"{path}: no '{metric}' result with a checkpoint step found (see `tinyreason hrm analyze --help`)")

@@ -135,7 +135,7 @@ def build_report(per: dict[str, np.ndarray], loaded: LoadedCheckpoint, data_path
     kind = detect_kind(data.metadata) if cfg.kind == "auto" else cfg.kind
     names = example_names(data, read_identifiers(data_path))
     agg = aggregate(per, loaded.config.halt_max_steps)
-    report: dict = {"aggregate_metrics": agg}
+    report: dict = {"aggregate_metrics": agg, "step": loaded.step}  # top-level step: `hrm analyze --eval-results` reads it
     if kind == "arc":
         report["arc"] = arc_section(per, data, names, cfg.pass_ks)
         agg.update({k: v for k, v in report["arc"].items() if k.startswith("pass@")})

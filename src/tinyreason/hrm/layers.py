@@ -38,7 +38,7 @@ def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2
 
 
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Weightless RMSNorm in fp32, returned in the input dtype."""
+    """Weightless RMSNorm over the last dim (..., hidden) in fp32, returned in the input dtype."""
     dtype = x.dtype
     x = x.to(torch.float32)
     x = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
@@ -66,7 +66,7 @@ class CastedEmbedding(nn.Module):
         self.cast_to = cast_to
         self.embedding_weight = nn.Parameter(trunc_normal_init_(torch.empty(num_embeddings, dim), std=init_std))
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, L, dim)
         return F.embedding(ids, self.embedding_weight.to(self.cast_to))
 
 
@@ -133,7 +133,7 @@ class Attention(nn.Module):
         self.o_proj = CastedLinear(num_heads * self.head_dim, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        B, L, _ = x.shape
+        B, L, _ = x.shape  # x (B, L, hidden); cos/sin (L, D)
         qkv = self.qkv_proj(x).view(B, L, 3 * self.num_heads, self.head_dim)  # (B, L, 3H, D)
         q, k, v = qkv.split(self.num_heads, dim=2)  # each (B, L, H, D)
         if cos_sin is not None:
@@ -150,6 +150,6 @@ class SwiGLU(nn.Module):
         self.gate_up_proj = CastedLinear(hidden_size, 2 * width, bias=False)
         self.down_proj = CastedLinear(width, hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, hidden) -> (B, L, hidden)
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)  # each (B, L, width)
         return self.down_proj(F.silu(gate) * up)

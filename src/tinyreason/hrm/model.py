@@ -136,7 +136,7 @@ class HRMInner(nn.Module):
 
     def reset_carry(self, reset: torch.Tensor, carry: InnerCarry) -> InnerCarry:
         """Rows with reset=True restart from H_init / L_init."""
-        flag = reset.view(-1, 1, 1)
+        flag = reset.view(-1, 1, 1)  # (B, 1, 1) against z (B, P+L, hidden) and init (hidden,)
         return InnerCarry(
             z_H=torch.where(flag, self.H_init.to(carry.z_H.dtype), carry.z_H),
             z_L=torch.where(flag, self.L_init.to(carry.z_L.dtype), carry.z_L),
@@ -156,7 +156,7 @@ class HRMInner(nn.Module):
                     z_H = self.H_level(z_H, z_L, cos_sin)
         z_L = self.L_level(z_L, z_H + x, cos_sin)  # 1-step gradient
         z_H = self.H_level(z_H, z_L, cos_sin)
-        logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]  # (B, L, V)
+        logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]  # (B, P+L, V) -> (B, L, V)
         q = self.q_head(z_H[:, 0]).to(torch.float32)  # (B, 2)
         return InnerCarry(z_H.detach(), z_L.detach()), logits, (q[..., 0], q[..., 1])
 
@@ -188,7 +188,8 @@ class HRMACT(nn.Module):
     def forward(self, carry: ACTCarry, batch: Batch) -> tuple[ACTCarry, dict[str, torch.Tensor]]:
         cfg = self.config
         inner_carry = self.inner.reset_carry(carry.halted, carry.inner_carry)
-        steps = torch.where(carry.halted, 0, carry.steps)
+        steps = torch.where(carry.halted, 0, carry.steps)  # (B,)
+        # halted rows take the new batch's row, the others keep theirs: (B, ...) per key
         data = {
             k: torch.where(carry.halted.view((-1,) + (1,) * (batch[k].ndim - 1)), batch[k], v)
             for k, v in carry.current_data.items()

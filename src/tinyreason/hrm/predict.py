@@ -8,17 +8,16 @@ config next to it as `<out>.config.yaml`.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
+from tinyreason import fileio
 from tinyreason.config import StrictModel, dump_config, parse_command
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write, atomic_write_text
+from tinyreason.fileio import atomic_write_text
 from tinyreason.hrm.checkpoint import load_checkpoint
 from tinyreason.hrm.inference import predict_arrays
 from tinyreason.runlog import console
@@ -41,28 +40,13 @@ class PredictConfig(StrictModel):
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
+    """The arrays of an inputs .npz (must hold `inputs`), with one-line errors."""
+    if not Path(path).is_file():
         raise UserError(f"inputs file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path} is not a readable .npz file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if "inputs" not in arrays:
-        raise UserError(f"{path} has no 'inputs' array (found: {', '.join(arrays) or 'nothing'})")
-    return arrays
+    return fileio.read_npz(path, required=("inputs",))
 
 
-def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """np.savez into a temp file renamed into place (np.savez on a path would append .npz)."""
-
-    def write(tmp: Path) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
+write_npz = fileio.atomic_write_npz
 
 
 def main(argv: list[str]) -> int:

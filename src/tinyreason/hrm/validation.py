@@ -171,11 +171,7 @@ def _missing_hint(name: str, cfg: HRMArchConfig) -> str:
         return f" (config puzzle_emb_ndim={cfg.puzzle_emb_ndim}; the checkpoint has no puzzle embedding: set puzzle_emb_ndim=0)"
     if name.endswith("embed_pos.embedding_weight"):
         return " (config pos_encodings=learned; the checkpoint has no position table, so it was trained with rope)"
-    m = _LAYER.match(name)
-    if m:
-        n = cfg.H_layers if m.group(1) == "H" else cfg.L_layers
-        return f" (config {m.group(1)}_layers={n}; the checkpoint has fewer {m.group(1)} layers)"
-    return ""
+    return _layer_hint(name, cfg, "fewer")
 
 
 def _unexpected_hint(name: str, cfg: HRMArchConfig) -> str:
@@ -183,10 +179,14 @@ def _unexpected_hint(name: str, cfg: HRMArchConfig) -> str:
         return " (the checkpoint has a puzzle embedding but the config says puzzle_emb_ndim=0)"
     if name.endswith("embed_pos.embedding_weight"):
         return " (the checkpoint has a learned position table but the config says pos_encodings=rope)"
-    m = _LAYER.match(name)
-    if m:
-        n = cfg.H_layers if m.group(1) == "H" else cfg.L_layers
-        return f" (config {m.group(1)}_layers={n}; the checkpoint has more {m.group(1)} layers)"
     if not name.startswith("inner."):
         return " (not an HRM ACT v1 weight; is this an HRM checkpoint?)"
-    return ""
+    return _layer_hint(name, cfg, "more")
+
+
+def _layer_hint(name: str, cfg: HRMArchConfig, fewer_or_more: str) -> str:
+    m = _LAYER.match(name)
+    if m is None:
+        return ""
+    n = cfg.H_layers if m.group(1) == "H" else cfg.L_layers
+    return f" (config {m.group(1)}_layers={n}; the checkpoint has {fewer_or_more} {m.group(1)} layers)"

@@ -6,8 +6,8 @@ advantages -> old log-probs (only when num_iterations > 1) and reference log-pro
 (only when beta > 0) -> num_iterations optimizer updates -> metrics, samples, eval,
 checkpoint, safety checks.
 
-Departures from TRL's GRPOTrainer: dropout is off for the whole run (TRL's default
-`disable_dropout`); position ids follow the attention mask so left-padded prompts are
+Departures from TRL's GRPOTrainer: dropout is always off (TRL's `disable_dropout=True`,
+which is opt-in there); position ids follow the attention mask so left-padded prompts are
 exact; gradients are all-reduced by hand (one flat bucket) instead of a DDP wrapper;
 each rank samples its own groups and computes their advantages ("batch" scaling uses the
 std over all ranks).
@@ -254,7 +254,7 @@ def main(argv: list[str]) -> int:
     torch.manual_seed(cfg.seed + info.rank)
     np.random.seed(cfg.seed + info.rank)
     model, tok = load_model(cfg.model, str(device), "float32")
-    model.eval()  # dropout off for the whole run (TRL disable_dropout); grads still flow
+    model.eval()  # dropout off for the whole run (as TRL disable_dropout=True); grads still flow
     ref_model = None
     if cfg.beta != 0.0:
         ref_model, _ = load_model(cfg.ref_model or cfg.model, str(device), "float32")

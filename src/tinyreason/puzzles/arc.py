@@ -8,7 +8,6 @@ Tokens: PAD 0, EOS 1, colours 0–9 → 2–11. A grid is written at a (row, col
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from tinyreason.errors import UserError
+from tinyreason.fileio import read_json
 
 MAX_SIZE = 30
 PAD, EOS, COLOR_OFFSET = 0, 1, 2
@@ -50,13 +50,18 @@ def parse_grid(raw: object, where: str) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def task_from_json(data: dict, name: str, subdir: str, where: str) -> ArcTask:
-    name = data.get("name", name)  # the official builder lets a "name" key override the file stem
+def task_from_json(data: object, name: str, subdir: str, where: str) -> ArcTask:
+    """An ARC task from its parsed JSON ({"train": [{"input", "output"}, ...], "test": [...]})."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a JSON object with 'train' and 'test', got {type(data).__name__}")
+    name = str(data.get("name", name))  # the official builder lets a "name" key override the file stem
     task = ArcTask(name=name, subdir=subdir)
     for kind in [k for k in data if k in ("train", "test")]:
+        if not isinstance(data[kind], list):
+            raise UserError(f"{where}: '{kind}' must be a list of examples")
         pairs = []
         for i, ex in enumerate(data[kind]):
-            if "input" not in ex or "output" not in ex:
+            if not isinstance(ex, dict) or "input" not in ex or "output" not in ex:
                 raise UserError(f"{where}: {kind} example {i} needs 'input' and 'output'")
             pairs.append((parse_grid(ex["input"], f"{where} {kind}[{i}].input"), parse_grid(ex["output"], f"{where} {kind}[{i}].output")))
         task.examples[kind] = pairs
@@ -90,11 +95,7 @@ def load_source(ref: str | Path, order: Literal["listing", "sorted"] = "listing"
         tasks = []
         for f in files:
             path = Path(sub.path) / f
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise UserError(f"{path}: not valid JSON ({e})") from None
-            tasks.append(task_from_json(data, path.stem, sub.name, str(path)))
+            tasks.append(task_from_json(read_json(path), path.stem, sub.name, str(path)))
         out.append((sub.name, tasks))
     if not out:
         raise UserError(f"ARC source {root} has no subfolders (expected training/ and evaluation/)")
@@ -185,6 +186,19 @@ def decode_grid(tokens: np.ndarray) -> np.ndarray:
         if (r + 1) * width > best:
             best, shape = (r + 1) * width, (r + 1, width)
     return (grid[: shape[0], : shape[1]] - COLOR_OFFSET).astype(np.uint8)
+
+
+def locate_grid(tokens: np.ndarray) -> np.ndarray:
+    """Like `decode_grid`, but for a grid translated away from the top-left (train examples):
+    the crop starts at the first row and the first column holding a colour."""
+    grid = np.asarray(tokens).reshape(MAX_SIZE, MAX_SIZE)
+    is_colour = (grid >= COLOR_OFFSET) & (grid < COLOR_OFFSET + 10)
+    if not is_colour.any():
+        return np.zeros((0, 0), dtype=np.uint8)
+    r0, c0 = int(is_colour.any(1).argmax()), int(is_colour.any(0).argmax())
+    shifted = np.zeros_like(grid)
+    shifted[: MAX_SIZE - r0, : MAX_SIZE - c0] = grid[r0:, c0:]
+    return decode_grid(shifted)
 
 
 def puzzle_hash(pairs: list[Pair]) -> str:

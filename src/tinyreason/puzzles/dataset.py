@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write, atomic_write_text
+from tinyreason.fileio import atomic_write_npy, atomic_write_text, read_json
 
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 
@@ -72,14 +72,8 @@ def write_split(out_dir: str | Path, split: str, arrays: dict[str, np.ndarray], 
     """Write `{split}/dataset.json` and `{split}/{set}__*.npy` atomically."""
     split_dir = Path(out_dir) / split
     for name in FIELDS:
-        arr = arrays[name]
-        atomic_write(split_dir / f"{set_name}__{name}.npy", lambda p, a=arr: _save_npy(p, a))
+        atomic_write_npy(split_dir / f"{set_name}__{name}.npy", arrays[name])
     atomic_write_text(split_dir / "dataset.json", json.dumps(metadata.model_dump()))
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a temp name
-        np.save(f, arr)
 
 
 def write_identifiers(out_dir: str | Path, names: list[str]) -> None:
@@ -93,9 +87,10 @@ def load_metadata(dataset_dir: str | Path, split: str) -> PuzzleDatasetMetadata:
     path = Path(dataset_dir) / split / "dataset.json"
     if not path.is_file():
         raise UserError(f"{path}: missing (not an HRM dataset folder with a '{split}' split?)")
+    data = read_json(path)
     try:
-        return PuzzleDatasetMetadata.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, ValidationError) as e:
+        return PuzzleDatasetMetadata.model_validate(data)
+    except ValidationError as e:
         raise UserError(f"{path}: invalid dataset metadata ({str(e).splitlines()[0]})") from None
 
 
@@ -103,7 +98,7 @@ def read_identifiers(dataset_dir: str | Path) -> list[str]:
     path = Path(dataset_dir) / "identifiers.json"
     if not path.is_file():
         raise UserError(f"{path}: missing")
-    names = json.loads(path.read_text(encoding="utf-8"))
+    names = read_json(path)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise UserError(f"{path}: must be a JSON list of names")
     return names
@@ -140,6 +135,9 @@ def open_split(dataset_dir: str | Path, split: str, set_name: str | None = None,
 def _check(d: SplitData, check_values: bool) -> None:
     f = lambda name: d.path / f"{d.set_name}__{name}.npy"  # noqa: E731
     m = d.metadata
+    for name in FIELDS:
+        if getattr(d, name).dtype.kind not in "iu":
+            raise UserError(f"{f(name)}: dtype {getattr(d, name).dtype}, expected integers")
     for name in ("inputs", "labels"):
         arr = getattr(d, name)
         if arr.ndim != 2 or arr.shape[1] != m.seq_len:

@@ -18,14 +18,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write, atomic_write_json
+from tinyreason.fileio import atomic_write_json, atomic_write_text, read_json
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, example_names, open_split, read_identifiers, write_identifiers, write_split
-from tinyreason.runlog import console
+from tinyreason.runlog import RunDir, console
 
 SPLITS = ("train", "test")
 
@@ -40,6 +39,8 @@ class ConvertConfig(StrictModel):
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(ConvertConfig, argv, positional=("src", "out"), prog="tinyreason hrm convert")
+    if cfg.src.resolve() == cfg.out.resolve():
+        raise UserError(f"{cfg.out}: the output folder must differ from the source")
     if any((cfg.src / s / "dataset.json").is_file() for s in SPLITS):
         n = to_jsonl(cfg.src, cfg.out)
         console.print(f"wrote {n} examples as JSONL to {cfg.out}")
@@ -48,6 +49,7 @@ def main(argv: list[str]) -> int:
         console.print(f"wrote {n} examples in the HRM layout to {cfg.out}")
     else:
         raise UserError(f"{cfg.src}: neither an HRM dataset folder (train/dataset.json) nor JSONL")
+    RunDir(cfg.out).write_config(cfg)
     return 0
 
 
@@ -75,7 +77,7 @@ def to_jsonl(src: Path, out: Path) -> int:
                 "example_index": i,
             }
             lines.append(json.dumps(rec, separators=(",", ":")))
-        atomic_write(out / f"{split}.jsonl", lambda p, t="".join(line + "\n" for line in lines): p.write_text(t, encoding="utf-8"))
+        atomic_write_text(out / f"{split}.jsonl", "".join(line + "\n" for line in lines))
         total += len(d)
     atomic_write_json(out / "metadata.json", meta)
     return total
@@ -90,16 +92,33 @@ def _read_lines(path: Path) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise UserError(f"{path} line {n}: not JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{path} line {n}: expected a JSON object, got {type(rec).__name__}")
         for key in ("input_sequence", "target_sequence"):
-            if not isinstance(rec.get(key), list) or not all(isinstance(v, int) for v in rec[key]):
-                raise UserError(f"{path} line {n}: '{key}' must be a list of integers")
-        if len(rec["input_sequence"]) != len(rec["target_sequence"]):
-            raise UserError(f"{path} line {n}: input_sequence and target_sequence differ in length")
+            if not isinstance(rec.get(key), list) or not all(_is_int(v) and v >= 0 for v in rec[key]):
+                raise UserError(f"{path} line {n}: '{key}' must be a list of non-negative integers")
+        if "puzzle_identifier" in rec and not (_is_int(rec["puzzle_identifier"]) and rec["puzzle_identifier"] >= 0):
+            raise UserError(f"{path} line {n}: 'puzzle_identifier' must be a non-negative integer")
+        if not rec["input_sequence"] or len(rec["input_sequence"]) != len(rec["target_sequence"]):
+            raise UserError(f"{path} line {n}: input_sequence and target_sequence must be non-empty and of the same length")
         rec["_where"] = f"{path} line {n}"
         recs.append(rec)
     if not recs:
         raise UserError(f"{path}: no examples")
     return recs
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _read_metadata(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    stored = read_json(path)
+    if not isinstance(stored, dict) or not isinstance(stored.get("identifiers", []), list):
+        raise UserError(f"{path}: expected {{\"identifiers\": [...], \"<split>\": {{dataset.json fields}}}}")
+    return stored
 
 
 def _same(a: dict, b: dict, key: str) -> bool:
@@ -109,7 +128,7 @@ def _same(a: dict, b: dict, key: str) -> bool:
 def from_jsonl(src: Path, out: Path, vocab_size: int | None = None) -> int:
     files = {src.stem: src} if src.is_file() else {p.stem: p for p in sorted(src.glob("*.jsonl"))}
     meta_path = (src.parent if src.is_file() else src) / "metadata.json"
-    stored = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    stored = _read_metadata(meta_path)
     identifiers: list[str] = list(stored.get("identifiers", ["<blank>"]))
     by_name = {name: i for i, name in enumerate(identifiers)}
     split_recs = {split: _read_lines(path) for split, path in files.items()}
@@ -138,15 +157,22 @@ def from_jsonl(src: Path, out: Path, vocab_size: int | None = None) -> int:
                     g_idx.append(len(ids))
         vocab = int(max(inputs.max(), labels.max())) + 1
         if split in stored:
-            meta = PuzzleDatasetMetadata.model_validate(stored[split])
+            try:
+                meta = PuzzleDatasetMetadata.model_validate(stored[split])
+            except ValidationError as e:
+                raise UserError(f"{meta_path}: invalid '{split}' metadata ({str(e).splitlines()[0]})") from None
         else:
             meta = PuzzleDatasetMetadata(
                 pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=vocab_size or vocab, seq_len=seq_len,
                 num_puzzle_identifiers=len(identifiers), total_groups=len(g_idx) - 1,
                 mean_puzzle_examples=len(recs) / len(ids), sets=["all"],
             )
-        if meta.vocab_size < vocab or inputs.min() < 0 or labels.min() < 0:
-            raise UserError(f"{files[split]}: tokens outside 0..{meta.vocab_size - 1}")
+        if meta.vocab_size < vocab:
+            bad = next(r for r in recs if max(r["input_sequence"] + r["target_sequence"]) >= meta.vocab_size)
+            raise UserError(f"{bad['_where']}: tokens outside 0..{meta.vocab_size - 1} (vocab_size)")
+        bad_id = next((r for r in recs if r["puzzle_identifier"] >= meta.num_puzzle_identifiers), None)
+        if bad_id is not None:
+            raise UserError(f"{bad_id['_where']}: puzzle_identifier {bad_id['puzzle_identifier']} is outside 0..{meta.num_puzzle_identifiers - 1} (num_puzzle_identifiers)")
         dtype = np.uint8 if meta.vocab_size <= 256 else np.int32
         arrays = {
             "inputs": inputs.astype(dtype), "labels": labels.astype(dtype), "puzzle_identifiers": np.array(ids, dtype=np.int32),

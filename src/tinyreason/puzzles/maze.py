@@ -37,6 +37,8 @@ def parse_row(question: str, answer: str, where: str) -> tuple[np.ndarray, np.nd
     for name, grid in (("question", q), ("answer", a)):
         if (grid == START).sum() != 1 or (grid == GOAL).sum() != 1:
             raise UserError(f"{where}: the {name} needs exactly one S and one G")
+    if not is_shortest_path(q, a):
+        raise UserError(f"{where}: the answer is not the question with a shortest S-G path drawn as 'o' (unsolvable or malformed row)")
     return q, a
 
 
@@ -110,20 +112,22 @@ def generate(
 
     A depth-first (recursive-backtracker) maze is carved on the odd lattice inside a wall
     border, then `loop_fraction` of the remaining inner walls between two corridors are
-    knocked out so several routes exist and "shortest" matters. S and G are drawn among
-    free cells; a draw whose path is too short is retried (`max_tries` layouts, each with
-    several S/G draws). Maze-Hard itself was made differently (see docs/puzzles.md).
+    knocked out so several routes exist and "shortest" matters. S is drawn among the free
+    cells and G among those at least `min_path_len` steps from S (one BFS; a few starts per
+    layout, up to `max_tries` layouts). Maze-Hard itself was made differently (see
+    docs/puzzles.md).
     """
     if size < 3:
         raise UserError(f"maze size must be at least 3, got {size}")
+    need = max(min_path_len, 2)
     for _ in range(max_tries):
         grid = _carve(rng, size, loop_fraction)
         free = np.argwhere(grid == FREE)
-        for _ in range(20):
-            i, j = rng.choice(len(free), size=2, replace=False)
-            start, goal = tuple(free[i]), tuple(free[j])
-            dist = bfs_distances(grid, start)[goal]
-            if dist >= max(min_path_len, 2):
+        for _ in range(4):
+            start = tuple(free[rng.integers(len(free))])
+            far = np.argwhere(bfs_distances(grid, start) >= need)  # one BFS gives every candidate goal
+            if len(far):
+                goal = tuple(far[rng.integers(len(far))])
                 q = grid.copy()
                 q[start], q[goal] = START, GOAL
                 label = shortest_path(q)

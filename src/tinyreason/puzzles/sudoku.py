@@ -132,6 +132,18 @@ def is_valid_solution(puzzle: np.ndarray, candidate: np.ndarray) -> bool:
     return bool(valid_solutions(puzzle, candidate)[0])
 
 
+def conflicts(puzzle: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(9, 9) bool: cells of `grid` that break a rule of `puzzle` (not a digit 1-9, a changed
+    given, or a digit repeated in its row, column or box); all False for a valid solution."""
+    g, p = np.asarray(grid).reshape(9, 9), np.asarray(puzzle).reshape(9, 9)
+    bad = (g < 1) | (g > 9) | ((p > 0) & (p != g))
+    for d in range(1, 10):
+        m = g == d  # (9, 9)
+        box_dup = (m.reshape(3, 3, 3, 3).sum(axis=(1, 3)) > 1).repeat(3, 0).repeat(3, 1)  # (9, 9)
+        bad |= m & ((m.sum(1, keepdims=True) > 1) | (m.sum(0, keepdims=True) > 1) | box_dup)
+    return bad
+
+
 def random_solution(rng: np.random.Generator) -> np.ndarray:
     """A uniformly shuffled search from the empty grid: a random complete Sudoku."""
     return solve(np.zeros((9, 9), dtype=np.int64), limit=1, rng=rng).solutions[0]
@@ -143,11 +155,13 @@ def generate(
     """A puzzle with a unique solution: (puzzle, solution, rating).
 
     Blanks are removed in random order while the solution stays unique, stopping at
-    `givens` clues (fewer than ~22 is often unreachable by this greedy removal: it stops at
-    the first locally minimal puzzle). Puzzles rating below `min_rating` are redrawn, up to
-    `max_tries` times (the hardest one seen is returned).
+    `givens` clues. A draw that keeps more clues (greedy removal stops at the first locally
+    minimal puzzle: below ~24 clues this is common, below ~22 nearly certain) or rates below
+    `min_rating` is redrawn, up to `max_tries` times; then the closest draw is returned, so
+    callers check the clue count and rating they got (`tinyreason hrm build` reports misses).
     """
     best: tuple[np.ndarray, np.ndarray, int] | None = None
+    best_key: tuple[int, int, int] | None = None
     for _ in range(max_tries):
         solution = random_solution(rng)
         puzzle = solution.copy().reshape(81)
@@ -163,29 +177,50 @@ def generate(
                 n_givens -= 1
         grid = puzzle.reshape(9, 9)
         score = rating(grid)
-        if best is None or score > best[2]:
-            best = (grid, solution, score)
-        if score >= min_rating:
+        key = (-max(n_givens - givens, 0), min(score - min_rating, 0), score)  # higher is better
+        if best_key is None or key > best_key:
+            best, best_key = (grid, solution, score), key
+        if key[0] == 0 and key[1] == 0:
             break
     assert best is not None
     return best
 
 
-def shuffle_sudoku(board: np.ndarray, solution: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-    """The official augmentation: digit relabelling (blank stays 0), optional transpose,
-    band/row and stack/column shuffles. Draws from `rng` in the official builder's order,
-    so a `RandomState(seed)` reproduces its output for the same seed.
-    """
+@dataclass(frozen=True)
+class SudokuShuffle:
+    """One validity-preserving Sudoku transform: digit relabelling (blank 0 fixed), optional
+    transpose, then rows and columns permuted within and across bands/stacks."""
+
+    digit_map: np.ndarray  # (10,) old digit -> new digit, digit_map[0] == 0
+    transpose: bool
+    rows: np.ndarray  # (9,) output row i comes from row rows[i]
+    cols: np.ndarray  # (9,)
+
+    def apply(self, grid: np.ndarray) -> np.ndarray:
+        x = grid.T if self.transpose else grid  # (9, 9)
+        return self.digit_map[x[self.rows][:, self.cols]]
+
+    def invert(self, grid: np.ndarray) -> np.ndarray:
+        """The grid `apply` was given: apply(g) -> invert -> g (maps predictions back)."""
+        x = np.empty_like(grid)
+        x[np.ix_(self.rows, self.cols)] = np.argsort(self.digit_map)[grid]
+        return x.T if self.transpose else x
+
+
+def draw_shuffle(rng: np.random.RandomState) -> SudokuShuffle:
+    """A random shuffle drawn in the official builder's order (a `RandomState(seed)`
+    reproduces its augmentations for the same seed)."""
     digit_map = np.pad(rng.permutation(np.arange(1, 10)), (1, 0))
-    transpose = rng.rand() < 0.5
+    transpose = bool(rng.rand() < 0.5)
     rows = np.concatenate([b * 3 + rng.permutation(3) for b in rng.permutation(3)])
     cols = np.concatenate([s * 3 + rng.permutation(3) for s in rng.permutation(3)])
+    return SudokuShuffle(digit_map, transpose, rows, cols)
 
-    def apply(x: np.ndarray) -> np.ndarray:
-        x = x.T if transpose else x
-        return digit_map[x[rows][:, cols]]
 
-    return apply(board), apply(solution)
+def shuffle_sudoku(board: np.ndarray, solution: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """The official augmentation: one `draw_shuffle` applied to puzzle and solution."""
+    shuffle = draw_shuffle(rng)
+    return shuffle.apply(board), shuffle.apply(solution)
 
 
 def parse_rows(rows: list[tuple[str, str, str]]) -> tuple[np.ndarray, np.ndarray]:

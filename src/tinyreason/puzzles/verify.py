@@ -103,3 +103,13 @@ def guess_kind(vocab_size: int, seq_len: int) -> Kind:
     if vocab_size == 12 and seq_len == 900:
         return "arc"
     raise UserError(f"cannot tell the puzzle kind from vocab_size={vocab_size}, seq_len={seq_len}; pass --kind")
+
+
+def check_kind(kind: Kind, seq_len: int) -> Kind:
+    """`kind` if its grids fit `seq_len` tokens (sudoku 81, arc 900, maze N*N), else UserError."""
+    fits = {"sudoku": seq_len == 81, "arc": seq_len == 900, "maze": seq_len > 0 and int(round(seq_len**0.5)) ** 2 == seq_len}
+    if kind not in fits:
+        raise UserError(f"unknown puzzle kind '{kind}' (one of {', '.join(KINDS)})")
+    if not fits[kind]:
+        raise UserError(f"kind '{kind}' does not fit sequences of {seq_len} tokens (sudoku 81, maze N*N, arc 900)")
+    return kind

@@ -1,0 +1,173 @@
+"""Time per GRPO step: `tinyreason chess grpo` vs TRL's GRPOTrainer, same work, one run.
+
+Both get the same random-weight GPT-2 (small ~3M and the 124M config), the same
+RookWorld policy prompts (tests/fixtures), group size, completion length, sampling
+settings (temperature 1, top-k 0, top-p 1), beta, loss type and the same reward
+functions (tinyreason.chess.rewards, which have TRL's signature). Stop: EOS only for
+both; truncated completions are not masked (TRL's default). Step 1 (warm-up) is
+excluded. Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
+TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
+
+    .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "rookworld" / "rook_val_400.txt"
+CONFIGS = {
+    "small": dict(n_layer=4, n_embd=256, n_head=4, n_positions=1024),
+    "124m": dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024),
+}
+
+
+def padded_char_tokenizer(texts, vocab_size: int | None):
+    """Character tokenizer whose vocabulary is filled up to `vocab_size` (GPT-2's 50257 for the
+    124M config) with placeholder tokens, so the LM head has GPT-2's real cost."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<|endoftext|>": 0, "<pad>": 1, "<unk>": 2}
+    for ch in sorted(set("".join(texts)) | {"\n"}):
+        vocab.setdefault(ch, len(vocab))
+    i = 0
+    while vocab_size and len(vocab) < vocab_size:
+        vocab[f"<x{i}>"] = len(vocab)
+        i += 1
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(["<|endoftext|>", "<pad>", "<unk>"])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def make_model(name: str, lines: list[str], out: Path) -> Path:
+    from tinyreason.lm.model import random_model, save_model
+
+    tok = padded_char_tokenizer(lines, 50257 if name == "124m" else None)
+    save_model(random_model(tok, seed=0, **CONFIGS[name]), tok, out)
+    return out
+
+
+def run_ours(model_dir, data, args, run_dir) -> list[float]:
+    from tinyreason.lm import grpo_train
+    from tinyreason.runlog import read_metrics
+
+    argv = [f"model={model_dir}", f"train_data=[{data}]", "train_split=null", "task_ratio=1:0", f"group_size={args.group}",
+            f"prompts_per_step={args.prompts}", f"micro_batch_size={args.prompts * args.group}",
+            f"sampling.max_new_tokens={args.new_tokens}", "sampling.stop_strings=[]", f"beta={args.beta}",
+            f"loss_type={args.loss_type}", "mask_truncated_completions=false", f"max_steps={args.steps}",
+            "eval_every=0", "save_every=0", "log_samples_every=0", f"run_dir={run_dir}", "device=cpu", "lr=1e-6"]
+    grpo_train.main(argv)
+    recs = [r for r in read_metrics(run_dir) if "time_step" in r]
+    return [r["time_step"] for r in recs[1:]], [r["completion_len_mean"] for r in recs[1:]]
+
+
+def run_trl(model_dir, samples, args, out_dir):
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from tinyreason.chess import rewards
+    from tinyreason.lm.model import load_model
+
+    model, tok = load_model(model_dir, "cpu")
+    ds = Dataset.from_dict({"prompt": [s.prompt for s in samples], "reference": [s.completion for s in samples]})
+    funcs = [getattr(rewards, n) for n in rewards.DEFAULT_WEIGHTS["policy"]]
+    cfg = GRPOConfig(output_dir=str(out_dir), per_device_train_batch_size=args.prompts * args.group,
+                     num_generations=args.group, max_completion_length=args.new_tokens, temperature=1.0, top_k=0,
+                     top_p=1.0, beta=args.beta, loss_type=args.loss_type, learning_rate=1e-6, max_steps=args.steps,
+                     logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False,
+                     reward_weights=list(rewards.DEFAULT_WEIGHTS["policy"].values()), disable_dropout=True,
+                     dataloader_num_workers=0, seed=0)
+    times, lengths = [], []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            times.append(time.perf_counter() - self.t0)
+
+        def on_log(self, _args, state, control, logs=None, **k):
+            if logs and "completions/mean_length" in logs:
+                lengths.append(logs["completions/mean_length"])
+
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=ds, processing_class=tok,
+                          callbacks=[Timer()])
+    trainer.train()
+    return trainer, times[1:], lengths[1:]
+
+
+def check_loss_agreement(trainer, args) -> float:
+    """TRL's _compute_loss vs ours on one fixed batch with the same weights: |difference|."""
+    from tinyreason.lm import grpo
+
+    model = trainer.model
+    torch.manual_seed(0)
+    n, p_len, t_len, v = args.group * 2, 12, 10, model.config.vocab_size
+    prompt_ids = torch.randint(3, min(v, 60), (n, p_len))
+    completion_ids = torch.randint(3, min(v, 60), (n, t_len))
+    prompt_mask = torch.ones(n, p_len, dtype=torch.long)
+    completion_mask = (torch.arange(t_len)[None] < torch.randint(3, t_len + 1, (n, 1))).long()
+    ids, attn = torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1)
+    with torch.no_grad():
+        ref = grpo.completion_logprobs(model, ids, attn, t_len)[0] + 0.05 * torch.randn(n, t_len)
+        old = grpo.completion_logprobs(model, ids, attn, t_len)[0] + 0.3 * torch.randn(n, t_len)
+    adv = torch.randn(n)
+    inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
+              "completion_mask": completion_mask, "advantages": adv, "old_per_token_logps": old,
+              "ref_per_token_logps": ref, "num_items_in_batch": completion_mask.sum()}
+    trainer.model.train()
+    theirs = trainer._compute_loss(model, inputs).item()
+    lp, _ = grpo.completion_logprobs(model, ids, attn, t_len)
+    ours, _ = grpo.grpo_loss(lp, adv, completion_mask, old_logp=old, ref_logp=ref, beta=args.beta,
+                             epsilon=trainer.epsilon_low, epsilon_high=trainer.epsilon_high, loss_type=args.loss_type,
+                             max_completion_length=args.new_tokens)
+    return abs(theirs - ours.item()), theirs, ours.item()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="small,124m")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--group", type=int, default=4)
+    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--beta", type=float, default=0.04)
+    ap.add_argument("--loss-type", default="dapo", choices=["grpo", "dr_grpo", "dapo"])
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT / "src"))
+    from tinyreason.chess.data import load_samples
+
+    samples = load_samples(FIXTURE)[:32]
+    lines = FIXTURE.read_text().splitlines()
+    tmp = Path(tempfile.mkdtemp(prefix="grpo_vs_trl_"))
+    data = tmp / "policy.txt"
+    data.write_text("\n".join(s.text for s in samples) + "\n")
+    print(f"torch threads {torch.get_num_threads()}; {args.prompts} prompts x G={args.group}, <= {args.new_tokens} new "
+          f"tokens, beta {args.beta}, loss {args.loss_type}, {args.steps - 1} timed steps")
+    for name in args.models.split(","):
+        model_dir = make_model(name, lines, tmp / name)
+        ours, our_len = run_ours(model_dir, data, args, tmp / f"ours_{name}")
+        trainer, theirs, their_len = run_trl(model_dir, samples, args, tmp / f"trl_{name}")
+        diff, l_trl, l_ours = check_loss_agreement(trainer, args)
+        o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
+        print(f"{name:>5}: ours {o:6.2f} s/step (mean completion {sum(our_len) / len(our_len):.1f} tok)  "
+              f"TRL {t:6.2f} s/step (mean completion {sum(their_len) / max(1, len(their_len)):.1f} tok)  "
+              f"speed-up {t / o:4.2f}x | loss check TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

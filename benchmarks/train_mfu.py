@@ -1,0 +1,57 @@
+"""Training MFU of the GPT-2 124M config on this machine, fp32 and bf16 autocast.
+
+One forward+backward+AdamW step on random tokens (batch x seq_len), 6·N·tokens FLOPs
+(N = `count_params`, position table excluded) against the matmul peak measured by
+tinyreason.lm.mfu for the same dtype. Prints tokens/s, achieved TFLOP/s, peak and MFU.
+
+    .venv/bin/python benchmarks/train_mfu.py [--batch 4] [--seq-len 256] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from tinyreason.device import autocast
+from tinyreason.lm import mfu
+from tinyreason.lm.model import count_params, random_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    a = ap.parse_args()
+    device = torch.device("cpu")
+    model = random_model(None, seed=0, n_positions=1024).train()
+    n = count_params(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    ids = torch.randint(0, model.config.vocab_size, (a.batch, a.seq_len))
+    tokens = ids.numel()
+    print(f"GPT-2 124M config: N={n / 1e6:.1f}M (matmul params), batch {a.batch} x {a.seq_len}, "
+          f"torch threads {torch.get_num_threads()}")
+    for dname in a.dtypes.split(","):
+        dtype = torch.bfloat16 if dname == "bfloat16" else torch.float32
+        peak, src = mfu.peak_flops(device, dtype)
+        times = []
+        for i in range(a.steps + 1):
+            t0 = time.perf_counter()
+            with autocast(device, dtype):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if i:  # step 0 is warm-up
+                times.append(time.perf_counter() - t0)
+        dt = sum(times) / len(times)
+        flops = 6 * n * tokens
+        print(f"{dname:>8}: {tokens / dt:7.1f} tok/s  {flops / dt / 1e12:6.3f} TFLOP/s  peak {peak / 1e12:6.3f} "
+              f"TFLOP/s ({src})  MFU {100 * mfu.mfu(flops, dt, peak):5.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Rebuild the embedded RookWorld model src/tinyreason/embedded/rookworld-tiny from scratch:
+# Stockfish self-play data -> character-level SFT -> copy the weights and data sets -> evaluate.
+#
+#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~35 min on 2 busy CPU cores)
+#   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
+#
+# Every step is deterministic for its seed (datagen uses node limits, so its output is
+# byte-identical for any --workers; SFT runs a fixed number of steps with a fixed seed);
+# only wall times differ between machines. The held-out, GRPO and mate-in-one sets come
+# from other seeds and are filtered so that none of their positions occurs in the SFT data
+# (scripts/dedupe_positions.py). Figures for the model card are in $WORK/eval_*.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+WORK=${WORK:-runs/build_rookworld_tiny}
+DEST=src/tinyreason/embedded/rookworld-tiny
+TR="$PY -m tinyreason.cli"
+GEN="chess datagen --format compact --nodes 1500 --workers 2"
+mkdir -p "$WORK" "$DEST/data"
+export HF_HUB_OFFLINE=1
+
+# 1. data: 200 self-play games for SFT (~20k positions -> 20k policy + 20k env samples)
+$TR $GEN --games 200 --seed 0 --out "$WORK/train.txt"
+#    held-out positions (other seed, 20 per game), GRPO prompts, mate-in-one positions
+$TR $GEN --games 24 --positions-per-game 20 --seed 1000 --out "$WORK/heldout_raw.txt"
+$TR $GEN --games 40 --positions-per-game 25 --seed 500 --out "$WORK/grpo_raw.txt"
+$TR $GEN --games 120 --mate-in-one --seed 2000 --out "$WORK/mate_raw.txt"
+$PY scripts/dedupe_positions.py "$WORK/heldout_raw.txt" "$WORK/heldout.txt" --exclude "$WORK/train.txt" --per-task 400
+$PY scripts/dedupe_positions.py "$WORK/grpo_raw.txt" "$WORK/grpo_prompts.txt" \
+    --exclude "$WORK/train.txt" "$WORK/heldout.txt" --per-task 600
+$PY scripts/dedupe_positions.py "$WORK/mate_raw.txt" "$WORK/mate_in_one.txt" \
+    --exclude "$WORK/train.txt" "$WORK/heldout.txt" "$WORK/grpo_prompts.txt"
+
+# 2. SFT (configs/embedded/rookworld_tiny_sft.yaml: 4 layers x 256, char tokenizer, 220 steps)
+$TR chess sft --config configs/embedded/rookworld_tiny_sft.yaml "train_data=[$WORK/train.txt]" \
+    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft"
+
+# 3. ship: Hugging Face files of the last checkpoint (no trainer state) and the data sets
+CKPT=$($PY -c "from tinyreason.lm.state import latest_checkpoint as l; print(l('$WORK/sft'))")
+for f in config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json special_tokens_map.json; do
+    if [ -f "$CKPT/$f" ]; then cp "$CKPT/$f" "$DEST/$f"; fi
+done
+cp "$WORK/heldout.txt" "$WORK/grpo_prompts.txt" "$WORK/mate_in_one.txt" "$DEST/data/"
+cp "$WORK/sft/metrics.jsonl" "$DEST/data/sft_metrics.jsonl"
+
+# 4. figures for the model card (greedy; centipawn loss with live Stockfish)
+$TR chess eval --model embedded:rookworld-tiny --data tests/fixtures/rookworld/rook_val_400.txt \
+    --prompt-format compact --device cpu --dtype bfloat16 --batch-size 100 \
+    --out "$WORK/eval_rook_val_400.json"
+$TR chess eval --model embedded:rookworld-tiny --data "$DEST/data/heldout.txt" \
+    --mate-in-one "$DEST/data/mate_in_one.txt" --device cpu --dtype bfloat16 --batch-size 100 \
+    --out "$WORK/eval_heldout.json"
+echo "built $DEST from $CKPT; evaluation figures in $WORK/eval_*.json"
