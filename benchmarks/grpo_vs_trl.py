@@ -2,8 +2,8 @@
 
 Both get the same random-weight GPT-2 (small ~3M and the 124M config), the same
 RookWorld policy prompts (tests/fixtures), group size, completion length, sampling
-settings (temperature 1, top-k 0, top-p 1), beta, loss type and the same reward
-functions (tinyreason.chess.rewards, which have TRL's signature). Stop: EOS only for
+settings (temperature 1, top-k 0, top-p 1), beta, loss type, no gradient checkpointing,
+dropout off, and the same reward functions (tinyreason.chess.rewards, which have TRL's signature). Stop: EOS only for
 both; truncated completions are not masked (TRL's default). Step 1 (warm-up) is
 excluded. Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
@@ -89,7 +89,7 @@ def run_trl(model_dir, samples, args, out_dir):
                      top_p=1.0, beta=args.beta, loss_type=args.loss_type, learning_rate=1e-6, max_steps=args.steps,
                      logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False,
                      reward_weights=list(rewards.DEFAULT_WEIGHTS["policy"].values()), disable_dropout=True,
-                     dataloader_num_workers=0, seed=0)
+                     gradient_checkpointing=False, dataloader_num_workers=0, seed=0)
     times, lengths = [], []
 
     class Timer(TrainerCallback):

@@ -285,7 +285,8 @@ def main(argv: list[str]) -> int:
         run.truncate_after(start)
         if run.is_main:
             truncate_jsonl(run.path / "samples.jsonl", start)
-        console.print(f"resumed from {ckpt} (step {start})") if info.is_main else None
+        if info.is_main:
+            console.print(f"resumed from {ckpt} (step {start})")
     elif cfg.resume and info.is_main:
         console.print(f"--resume: no checkpoint in {run.path}/checkpoints, starting fresh")
     run.write_config(cfg)
