@@ -12,6 +12,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # a Hub lookup would otherwise retry for ~50
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import torch  # noqa: E402
+
+# Tests use tiny models, where a second intra-op thread costs more than it gains and makes
+# timings depend on whatever else the machine runs. Subprocess tests set OMP_NUM_THREADS=1.
+torch.set_num_threads(1)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -29,7 +29,7 @@ from tinyreason.config import dump_config
 from tinyreason.fileio import _json_default, atomic_write_text
 
 T = TypeVar("T")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # no hard wrap at 80 columns in logs
 
 
 class RunDir:
