@@ -17,7 +17,7 @@ import time
 import torch
 
 from tinyreason.hrm.checkpoint import load_checkpoint
-from tinyreason.hrm.embedded import resolve_embedded
+from tinyreason.hrm.evaluate import resolve_dataset
 from tinyreason.hrm.eval_loop import run_eval
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.puzzles.dataset import open_split
@@ -31,8 +31,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rule", choices=("q_compare", "q_positive"), default="q_compare")
     args = ap.parse_args()
-    loaded = load_checkpoint(resolve_embedded(args.checkpoint))
-    data = open_split(resolve_embedded(args.data), "test")
+    loaded = load_checkpoint(args.checkpoint)
+    data = open_split(resolve_dataset(args.data), "test")
     results = {}
     for halt in ("fixed", "adaptive"):
         best, agg = float("inf"), None

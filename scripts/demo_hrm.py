@@ -34,11 +34,11 @@ def run(args: list[str]) -> None:
 def main(out_base: str = "runs/demo") -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tinyreason.hrm.checkpoint import find_checkpoints
-    from tinyreason.hrm.embedded import resolve_embedded
+    from tinyreason.hub import resolve
 
     out = Path(out_base) / "hrm"
     out.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(resolve_embedded(CKPT))
+    run_dir = resolve(CKPT)
     steps = [p for _, p in find_checkpoints(run_dir)]
     t0 = time.time()
     run(["hrm", "eval", "--checkpoint", CKPT, "--data", DATA, "--out", str(out / "eval.json"), "--per-puzzle", "false"])

@@ -26,3 +26,16 @@ def test_offline_uncached_repo_gives_clear_error(monkeypatch, tmp_path):
 def test_missing_local_path_that_is_not_a_repo_id():
     with pytest.raises(UserError, match="neither an existing path nor a Hub repo id"):
         resolve("./does/not/exist")
+
+
+def test_embedded_reference_resolves_inside_the_package(monkeypatch, tmp_path):
+    from tinyreason import hub
+
+    (tmp_path / "tiny" / "data").mkdir(parents=True)
+    monkeypatch.setattr(hub, "EMBEDDED_DIR", tmp_path)
+    assert resolve("embedded:tiny") == tmp_path / "tiny"
+    assert resolve("embedded:tiny/data") == tmp_path / "tiny" / "data"
+    with pytest.raises(UserError, match=r"no embedded model 'nope' \(available: tiny\)"):
+        resolve("embedded:nope")
+    with pytest.raises(UserError, match="has no 'step_9'"):
+        resolve("embedded:tiny/step_9")

@@ -1,4 +1,7 @@
-"""Resolve a model reference: a local folder/file, or a Hugging Face Hub repo id.
+"""Resolve a model reference: a local folder/file, `embedded:<name>[/<file>]`, or a Hub repo id.
+
+`embedded:` names the small models and checkpoints shipped inside the package
+(`src/tinyreason/embedded/<name>/`), which is how the offline demo and tests load them.
 
 Hub downloads go through `huggingface_hub.snapshot_download` with restricted patterns
 (weights, json configs, tokenizer files; never code, so nothing is ever executed). When
@@ -23,11 +26,26 @@ MODEL_PATTERNS = [
     "*.model",  # sentencepiece
     "tokenizer*",
 ]
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+EMBEDDED_PREFIX = "embedded:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def is_repo_id(ref: str) -> bool:
     return bool(_REPO_ID.match(ref)) and not ref.startswith((".", "/"))
+
+
+def resolve_embedded(ref: str) -> Path:
+    """Local path of `embedded:<name>[/<file>]`; UserError listing what is shipped otherwise."""
+    rel = ref[len(EMBEDDED_PREFIX) :].strip("/")
+    name = rel.split("/", 1)[0]
+    if not name or not (EMBEDDED_DIR / name).is_dir():
+        have = sorted(p.name for p in EMBEDDED_DIR.iterdir() if p.is_dir()) if EMBEDDED_DIR.is_dir() else []
+        raise UserError(f"no embedded model '{name}' (available: {', '.join(have) or 'none'})")
+    path = EMBEDDED_DIR / rel
+    if not path.exists():
+        raise UserError(f"embedded model '{name}' has no '{rel.split('/', 1)[-1]}'")
+    return path
 
 
 def resolve(
@@ -41,6 +59,8 @@ def resolve(
     `ref` may be `repo_id` or `repo_id@revision`. Raises UserError when it is neither an
     existing path nor a reachable/cached repo.
     """
+    if str(ref).startswith(EMBEDDED_PREFIX):
+        return resolve_embedded(str(ref))
     path = Path(ref).expanduser()
     if path.exists():
         return path

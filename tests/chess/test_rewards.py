@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import chess
 import pytest
 
 from tinyreason.chess import arbiter_completion
-from tinyreason.chess.engine import EnginePool, shared_pool
+from tinyreason.chess.engine import EnginePool
 from tinyreason.chess.formats import policy_prompt
 from tinyreason.chess.rewards import (
     DEFAULT_WEIGHTS,
@@ -161,6 +164,19 @@ def test_live_engine_when_reference_has_no_candidates(stockfish_path):
         assert parts["policy_best_move"] == [1.0]
     finally:
         pool.close()
-    # no engine given (TRL passes only dataset columns): the process-wide pool, started once
-    assert policy_best_move([prompt, prompt], ["B: h5f7", "B: a2a3"]) == [1.0, 0.0]
-    assert shared_pool() is shared_pool() and shared_pool().hits >= 1
+
+
+@pytest.mark.slow  # a fresh interpreter, two engines
+def test_shared_pool_when_no_engine_is_passed_and_the_process_still_exits(stockfish_path):
+    # TRL passes only dataset columns, so without `engine` the rewards use one process-wide pool.
+    # python-chess runs engines from non-daemon threads: an unclosed pool would hang the exit.
+    code = (
+        "from tinyreason.chess.engine import shared_pool\n"
+        "from tinyreason.chess.formats import policy_prompt\n"
+        "from tinyreason.chess.rewards import policy_best_move\n"
+        "p = policy_prompt('r1bqkbnr/pppp1ppp/2n5/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 2 3')\n"
+        "print(policy_best_move([p, p], ['B: h5f7', 'B: a2a3']), shared_pool() is shared_pool(), shared_pool().hits)\n"
+    )
+    env = {**os.environ, "STOCKFISH": stockfish_path}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0 and proc.stdout.split() == ["[1.0,", "0.0]", "True", "1"], proc.stderr

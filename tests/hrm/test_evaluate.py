@@ -112,4 +112,4 @@ def test_embedded_checkpoint_evaluates_by_name(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["aggregate_metrics"]["total_puzzles"] == 8 and report["aggregate_metrics"]["accuracy"] > 0.9
     assert cli(["hrm", "eval", "--checkpoint", "embedded:nope", "--data", "x"]) == 2
-    assert "no embedded HRM 'nope'" in capsys.readouterr().err
+    assert "no embedded model 'nope'" in capsys.readouterr().err

@@ -7,7 +7,6 @@ data generation is reproducible regardless of how games are spread over processe
 
 from __future__ import annotations
 
-import atexit
 import os
 import queue
 import shutil
@@ -65,7 +64,11 @@ class Candidate:
 
 
 class Engine:
-    """One Stockfish process (single thread, fixed hash) with a MultiPV `analyse`."""
+    """One Stockfish process (single thread, fixed hash) with a MultiPV `analyse`.
+
+    Must be closed (or used with `with`): python-chess drives it from a non-daemon thread, so
+    an engine left open keeps the interpreter from exiting.
+    """
 
     def __init__(self, path: str | None = None, hash_mb: int = 16):
         binary = find_stockfish(path)
@@ -74,9 +77,13 @@ class Engine:
             # (it would report the death from its event-loop thread); we quit it ourselves, and it
             # also exits on its own when our end of its stdin closes.
             self._engine = chess.engine.SimpleEngine.popen_uci(binary, setpgrp=True)
-            self._engine.configure({"Threads": 1, "Hash": hash_mb})
-        except (OSError, chess.engine.EngineError, chess.engine.EngineTerminatedError) as e:
+        except (OSError, chess.engine.EngineError) as e:
             raise UserError(f"cannot start Stockfish '{binary}': {e}") from None
+        try:
+            self._engine.configure({"Threads": 1, "Hash": hash_mb})
+        except chess.engine.EngineError as e:  # an engine without these UCI options
+            self.close()
+            raise UserError(f"cannot configure Stockfish '{binary}': {e}") from None
         self._game: object = object()
 
     def new_game(self) -> None:
@@ -193,10 +200,20 @@ _shared_lock = threading.Lock()
 
 
 def shared_pool(path: str | None = None, size: int = 2, nodes: int = 20000) -> EnginePool:
-    """The process-wide pool used by rewards when no `engine` is passed (closed at exit)."""
+    """The process-wide pool used by rewards when no `engine` is passed.
+
+    It is closed when the main thread finishes. `atexit` would be too late: the interpreter
+    first joins non-daemon threads, python-chess's engine threads among them, and would wait
+    for them forever.
+    """
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = EnginePool(path, size=size, nodes=nodes)
-            atexit.register(_shared.close)
+            _shared = pool = EnginePool(path, size=size, nodes=nodes)
+
+            def close_after_main() -> None:
+                threading.main_thread().join()
+                pool.close()
+
+            threading.Thread(target=close_after_main, name="close-shared-engine-pool", daemon=True).start()
         return _shared

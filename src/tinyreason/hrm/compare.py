@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from tinyreason import dist
+from tinyreason import dist, hub
 from tinyreason.config import parse_command
 from tinyreason.device import pick_device
 from tinyreason.fileio import atomic_write_json
-from tinyreason.hrm.checkpoint import find_checkpoints
-from tinyreason.hrm.embedded import resolve_embedded
+from tinyreason.hrm.checkpoint import HUB_PATTERNS, find_checkpoints
 from tinyreason.hrm.ensemble import member_names
-from tinyreason.hrm.evaluate import EvalOptions, evaluate_loaded, load_for_eval, metrics_table, open_data
+from tinyreason.hrm.evaluate import EvalOptions, evaluate_loaded, load_for_eval, metrics_table, open_data, resolve_dataset
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.runlog import console
 
@@ -39,7 +38,7 @@ def expand(refs: list[str]) -> list[str | Path]:
     """Run folders become their step_N files (in step order); files and Hub ids stay."""
     out: list[str | Path] = []
     for ref in refs:
-        path = resolve_embedded(ref)
+        path = hub.resolve(ref, allow_patterns=HUB_PATTERNS)
         steps = find_checkpoints(path) if Path(path).is_dir() else []
         out.extend(p for _, p in steps) if steps else out.append(path)
     return out
@@ -92,11 +91,11 @@ def main(argv: list[str]) -> int:
         table = compare(cfg)
         if not info.is_main:
             return 0
-        data_name = Path(resolve_embedded(cfg.data)).name
+        data_name = resolve_dataset(cfg.data).name
         title = f"HRM checkpoints on {data_name}/{cfg.split}"
         console.print(metrics_table(table, title))
         if cfg.out:
-            atomic_write_json(cfg.out, {"comparison": table, "dataset": str(resolve_embedded(cfg.data)), "config": cfg.model_dump(mode="json")})
+            atomic_write_json(cfg.out, {"comparison": table, "dataset": str(resolve_dataset(cfg.data)), "config": cfg.model_dump(mode="json")})
             console.print(f"results: {cfg.out}")
         png = cfg.png or (str(Path(cfg.out).with_suffix(".png")) if cfg.out else None)
         if png:

@@ -20,14 +20,13 @@ import torch
 from pydantic import Field
 from rich.table import Table
 
-from tinyreason import dist
+from tinyreason import dist, hub
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.device import pick_device
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json
 from tinyreason.hrm.arc_vote import arc_vote
 from tinyreason.hrm.checkpoint import LoadedCheckpoint, load_checkpoint
-from tinyreason.hrm.embedded import resolve_embedded
 from tinyreason.hrm.eval_loop import detect_kind, run_eval
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.hrm.model import count_parameters
@@ -68,11 +67,16 @@ class EvalConfig(EvalOptions):
 
 def load_for_eval(ref: str, cfg: EvalOptions) -> LoadedCheckpoint:
     device = pick_device(cfg.device)
-    return load_checkpoint(resolve_embedded(ref), config=cfg.arch_config, device=device, dtype=cfg.dtype)
+    return load_checkpoint(ref, config=cfg.arch_config, device=device, dtype=cfg.dtype)
+
+
+def resolve_dataset(ref: str) -> Path:
+    """A dataset folder in the official layout: local, `embedded:<name>/data` or a Hub dataset repo."""
+    return hub.resolve(ref, allow_patterns=["*.json", "*.npy"], repo_type="dataset")
 
 
 def open_data(cfg: EvalOptions) -> tuple[Path, SplitData]:
-    path = Path(resolve_embedded(cfg.data))
+    path = resolve_dataset(cfg.data)
     return path, open_split(path, cfg.split)
 
 
