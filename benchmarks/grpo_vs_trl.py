@@ -1,14 +1,19 @@
 """Time per GRPO step: `tinyreason chess grpo` vs TRL's GRPOTrainer, same work, one run.
 
 Both get the same random-weight GPT-2 (small ~3M and the 124M config), the same
-RookWorld policy prompts (tests/fixtures), group size, completion length, sampling
-settings (temperature 1, top-k 0, top-p 1), beta, loss type, no gradient checkpointing,
-dropout off, and the same reward functions (tinyreason.chess.rewards, which have TRL's signature). Stop: EOS only for
-both; truncated completions are not masked (TRL's default). Step 1 (warm-up) is
-excluded. Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
+RookWorld policy prompts (tests/fixtures; 92 characters, character tokenizer padded to
+GPT-2's 50257 entries for the 124M config so its LM head costs what GPT-2's does), G=8,
+the same completion length (84 = a policy completion), sampling settings (temperature
+1, top-k 0, top-p 1), beta, loss type, num_iterations 1, one micro-batch, no gradient
+checkpointing, dropout off, the same reward functions (tinyreason.chess.rewards, which
+have TRL's signature) and the same dtype setting (fp32, or bf16 autocast: TRL `bf16=True`,
+ours `dtype=bfloat16`; TRL then still generates with fp32 weights, ours with bf16 ones).
+Stop: EOS only for both; truncated completions are not masked (TRL's default). Step 1
+(warm-up) is excluded; a step is rollout + rewards + reference + update + optimizer.
+Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
 
-    .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--steps 4]
+    .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--dtypes float32] [--threads 1]
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ def make_model(name: str, lines: list[str], out: Path) -> Path:
     return out
 
 
-def run_ours(model_dir, data, args, run_dir) -> list[float]:
+def run_ours(model_dir, data, args, run_dir, dtype: str) -> list[float]:
     from tinyreason.lm import grpo_train
     from tinyreason.runlog import read_metrics
 
@@ -67,15 +72,16 @@ def run_ours(model_dir, data, args, run_dir) -> list[float]:
             f"prompts_per_step={args.prompts}", f"micro_batch_size={args.prompts * args.group}",
             f"sampling.max_new_tokens={args.new_tokens}", "sampling.stop_strings=[]", f"beta={args.beta}",
             f"loss_type={args.loss_type}", "mask_truncated_completions=false", f"max_steps={args.steps}",
-            "eval_every=0", "save_every=0", "log_samples_every=0", f"run_dir={run_dir}", "device=cpu", "lr=1e-6"]
+            "eval_every=0", "save_every=0", "log_samples_every=0", f"run_dir={run_dir}", "device=cpu", "lr=1e-6",
+            f"dtype={dtype}", "num_iterations=1"]
     grpo_train.main(argv)
     recs = [r for r in read_metrics(run_dir) if "time_step" in r]
     return [r["time_step"] for r in recs[1:]], [r["completion_len_mean"] for r in recs[1:]]
 
 
-def run_trl(model_dir, samples, args, out_dir):
+def run_trl(model_dir, samples, args, out_dir, dtype: str):
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from tinyreason.chess import rewards
@@ -87,9 +93,9 @@ def run_trl(model_dir, samples, args, out_dir):
     cfg = GRPOConfig(output_dir=str(out_dir), per_device_train_batch_size=args.prompts * args.group,
                      num_generations=args.group, max_completion_length=args.new_tokens, temperature=1.0, top_k=0,
                      top_p=1.0, beta=args.beta, loss_type=args.loss_type, learning_rate=1e-6, max_steps=args.steps,
-                     logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False,
+                     logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=dtype == "bfloat16", num_iterations=1,
                      reward_weights=list(rewards.DEFAULT_WEIGHTS["policy"].values()), disable_dropout=True,
-                     gradient_checkpointing=False, dataloader_num_workers=0, seed=0)
+                     gradient_checkpointing=False, dataloader_num_workers=0, seed=0, disable_tqdm=True)
     times, lengths = [], []
 
     class Timer(TrainerCallback):
@@ -105,6 +111,7 @@ def run_trl(model_dir, samples, args, out_dir):
 
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=ds, processing_class=tok,
                           callbacks=[Timer()])
+    trainer.remove_callback(PrinterCallback)  # per-step log dicts on stdout
     trainer.train()
     return trainer, times[1:], lengths[1:]
 
@@ -140,13 +147,17 @@ def check_loss_agreement(trainer, args) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="small,124m")
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--prompts", type=int, default=2)
-    ap.add_argument("--group", type=int, default=4)
-    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--dtypes", default="float32")
+    ap.add_argument("--steps", type=int, default=0, help="steps per run incl. 1 warm-up (0: 4 small, 3 124m)")
+    ap.add_argument("--prompts", type=int, default=0, help="prompts per step (0: 2 small, 1 124m)")
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=84)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--loss-type", default="dapo", choices=["grpo", "dr_grpo", "dapo"])
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT / "src"))
     from tinyreason.chess.data import load_samples
@@ -156,17 +167,22 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="grpo_vs_trl_"))
     data = tmp / "policy.txt"
     data.write_text("\n".join(s.text for s in samples) + "\n")
-    print(f"torch threads {torch.get_num_threads()}; {args.prompts} prompts x G={args.group}, <= {args.new_tokens} new "
-          f"tokens, beta {args.beta}, loss {args.loss_type}, {args.steps - 1} timed steps")
+    print(f"torch threads {torch.get_num_threads()}; G={args.group}, <= {args.new_tokens} new tokens, beta {args.beta}, "
+          f"loss {args.loss_type}")
     for name in args.models.split(","):
+        run_args = argparse.Namespace(**{**vars(args), "prompts": args.prompts or (2 if name == "small" else 1),
+                                         "steps": args.steps or (4 if name == "small" else 3)})
         model_dir = make_model(name, lines, tmp / name)
-        ours, our_len = run_ours(model_dir, data, args, tmp / f"ours_{name}")
-        trainer, theirs, their_len = run_trl(model_dir, samples, args, tmp / f"trl_{name}")
-        diff, l_trl, l_ours = check_loss_agreement(trainer, args)
-        o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
-        print(f"{name:>5}: ours {o:6.2f} s/step (mean completion {sum(our_len) / len(our_len):.1f} tok)  "
-              f"TRL {t:6.2f} s/step (mean completion {sum(their_len) / max(1, len(their_len)):.1f} tok)  "
-              f"speed-up {t / o:4.2f}x | loss check TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
+        for dtype in args.dtypes.split(","):
+            ours, our_len = run_ours(model_dir, data, run_args, tmp / f"ours_{name}_{dtype}", dtype)
+            trainer, theirs, their_len = run_trl(model_dir, samples, run_args, tmp / f"trl_{name}_{dtype}", dtype)
+            diff, l_trl, l_ours = check_loss_agreement(trainer, run_args)
+            o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
+            print(f"{name:>5} {dtype:>8} ({run_args.prompts} prompts x G={args.group}, {run_args.steps - 1} timed steps): "
+                  f"ours {o:7.2f} s/step (completion {sum(our_len) / len(our_len):.1f} tok)  "
+                  f"TRL {t:7.2f} s/step (completion {sum(their_len) / max(1, len(their_len)):.1f} tok)  "
+                  f"speed-up {t / o:4.2f}x | loss check TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
+            del trainer
 
 
 if __name__ == "__main__":

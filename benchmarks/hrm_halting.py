@@ -43,7 +43,7 @@ def main() -> int:
             best = min(best, time.perf_counter() - t0)
             agg = aggregate(per, loaded.config.halt_max_steps)
         results[halt] = (len(data) / best, agg)
-    print(f"checkpoint {loaded.path} | {len(data)} puzzles | batch {args.batch_size} | torch threads {torch.get_num_threads()}")
+    print(f"checkpoint {args.checkpoint} ({loaded.path.name}) | {len(data)} puzzles | batch {args.batch_size} | torch threads {torch.get_num_threads()}")
     print(f"{'halting':<10} {'puzzles/s':>10} {'avg steps':>10} {'solve rate':>11} {'exact':>7}")
     for halt, (rate, agg) in results.items():
         print(f"{halt:<10} {rate:>10.1f} {agg['average_steps']:>10.2f} {agg['solve_rate']:>11.3f} {agg['exact_accuracy']:>7.3f}")

@@ -4,7 +4,7 @@ One forward+backward+AdamW step on random tokens (batch x seq_len), 6·N·tokens
 (N = `count_params`, position table excluded) against the matmul peak measured by
 tinyreason.lm.mfu for the same dtype. Prints tokens/s, achieved TFLOP/s, peak and MFU.
 
-    .venv/bin/python benchmarks/train_mfu.py [--batch 4] [--seq-len 256] [--steps 3]
+    .venv/bin/python benchmarks/train_mfu.py [--batch 4] [--seq-len 256] [--steps 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = torch.device("cpu")
     model = random_model(None, seed=0, n_positions=1024).train()
     n = count_params(model)

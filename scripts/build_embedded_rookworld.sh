@@ -33,8 +33,19 @@ $PY scripts/dedupe_positions.py "$WORK/grpo_raw.txt" "$WORK/grpo_prompts.txt" \
 $PY scripts/dedupe_positions.py "$WORK/mate_raw.txt" "$WORK/mate_in_one.txt" \
     --exclude "$WORK/train.txt" "$WORK/heldout.txt" "$WORK/grpo_prompts.txt"
 
-# 2. SFT (configs/embedded/rookworld_tiny_sft.yaml: 4 layers x 256, char tokenizer, 220 steps)
-$TR chess sft --config configs/embedded/rookworld_tiny_sft.yaml "train_data=[$WORK/train.txt]" \
+# 2. initial model: GPT-2, 4 layers x 256, 4 heads, 256 positions, no dropout, character
+#    tokenizer over the training text (seed 0)
+$PY -c "
+import sys
+from tinyreason.chess.data import load_samples
+from tinyreason.lm.model import random_model, save_model, train_char_tokenizer
+tok = train_char_tokenizer(s.text for s in load_samples(sys.argv[1]))
+model = random_model(tok, seed=0, n_layer=4, n_embd=256, n_head=4, n_positions=256,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+save_model(model, tok, sys.argv[2])
+" "$WORK/train.txt" "$WORK/init"
+#    SFT (configs/embedded/rookworld_tiny_sft.yaml: 2000 steps of 8 x 256 tokens, bf16 autocast)
+$TR chess sft --config configs/embedded/rookworld_tiny_sft.yaml model="$WORK/init" "train_data=[$WORK/train.txt]" \
     "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft"
 
 # 3. ship: the last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
@@ -51,7 +62,8 @@ for f in config.json generation_config.json model.safetensors tokenizer.json tok
     cp "$WORK/shipped/$f" "$DEST/$f"
 done
 cp "$WORK/heldout.txt" "$WORK/grpo_prompts.txt" "$WORK/mate_in_one.txt" "$DEST/data/"
-cp "$WORK/sft/metrics.jsonl" "$DEST/data/sft_metrics.jsonl"
+cp "$WORK/sft/curves.png" "$DEST/sft_curves.png"
+chmod a+r "$DEST"/*.* "$DEST"/data/*
 
 # 4. figures for the model card (greedy; centipawn loss with live Stockfish)
 $TR chess eval --model embedded:rookworld-tiny --data tests/fixtures/rookworld/rook_val_400.txt \

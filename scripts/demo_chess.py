@@ -1,6 +1,6 @@
 """Chess half of `make demo`: evaluate the embedded RookWorld model, GRPO from it, evaluate again.
 
-    python scripts/demo_chess.py [OUT]          (default runs/demo; writes OUT/chess/)
+    python scripts/demo_chess.py [OUT] [--seed N]   (default runs/demo, seed 0; writes OUT/chess/)
 
 Offline and on CPU: the model, the held-out positions, the GRPO prompts and the
 mate-in-one set ship in src/tinyreason/embedded/rookworld-tiny/ (data/ holds the sets;
@@ -65,7 +65,13 @@ def main(argv: list[str]) -> int:
     from tinyreason.lm.state import latest_checkpoint
     from tinyreason.runlog import console
 
-    out = Path(argv[0] if argv else "runs/demo") / "chess"
+    import argparse
+
+    ap = argparse.ArgumentParser(description="chess part of the demo")
+    ap.add_argument("out", nargs="?", default="runs/demo")
+    ap.add_argument("--seed", type=int, default=None, help="GRPO seed (default: the config's); for noise runs")
+    args = ap.parse_args(argv)
+    out = Path(args.out) / "chess"
     out.mkdir(parents=True, exist_ok=True)
     data_dir = EMBEDDED_DIR / "rookworld-tiny" / "data"
     t0 = time.time()
@@ -78,7 +84,7 @@ def main(argv: list[str]) -> int:
     run_dir = out / "grpo"
     rc = cli.main(["chess", "grpo", "--config", str(ROOT / "configs" / "demo_grpo.yaml"), f"model={MODEL}",
                    f"train_data=[{data_dir / 'grpo_prompts.txt'}]", "train_split=null", "eval_split=null",
-                   f"run_dir={run_dir}", "resume=false"])
+                   f"run_dir={run_dir}", "resume=false"] + ([] if args.seed is None else [f"seed={args.seed}"]))
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         console.print(f"[red]GRPO wrote no checkpoint (exit {rc}); see {run_dir}[/]")
@@ -92,7 +98,7 @@ def main(argv: list[str]) -> int:
                         f"{before['env']['n']} env, {before['mate_in_one']['n']} mate-in-one positions; greedy)")
     for col in ("metric", "before", "after", "change"):
         table.add_column(col, justify="left" if col == "metric" else "right")
-    summary = {"model": MODEL, "checkpoint": str(ckpt), "grpo_exit_code": rc, "rows": {}}
+    summary = {"model": MODEL, "checkpoint": str(ckpt), "grpo_exit_code": rc, "seed": args.seed, "rows": {}}
     for label, section, key, higher in ROWS:
         b, a = before.get(section, {}).get(key), after.get(section, {}).get(key)
         change = ""

@@ -4,14 +4,17 @@
 
 1. `hrm eval` of the latest embedded checkpoint on its held-out puzzles (verifier solve rate);
 2. `hrm compare` of all checkpoints of the run (table + bar chart);
-3. `hrm analyze` of the run (norms, weight change, convergence, recommended checkpoint,
-   using the run's own evaluations in metrics.jsonl);
-4. `hrm ensemble` (probability average of the last three checkpoints) beside its members.
-About a minute on 2 CPU cores; everything offline.
+3. `hrm analyze` of the run (norms, weight change, convergence), recommending the checkpoint
+   with the best solve rate in the compare results of step 2;
+4. `hrm ensemble` (stacked: logistic regression fitted on the held-out `train` split) of the
+   last three checkpoints beside its members;
+then a summary of all four with the paths of the reports and PNGs. About a minute on 2 CPU
+cores; everything offline.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -31,6 +34,36 @@ def run(args: list[str]) -> None:
         raise SystemExit(f"demo step failed (exit {rc}): tinyreason {' '.join(args)}")
 
 
+def summary(out: Path, card: Path) -> None:
+    """One table: every checkpoint and the ensemble, then the analysis verdict and the files."""
+    from rich.table import Table
+
+    from tinyreason.runlog import console
+
+    comp = json.loads((out / "compare.json").read_text())["comparison"]
+    ens = json.loads((out / "ensemble.json").read_text())
+    analysis = json.loads((out / "analysis" / "analysis.json").read_text())
+    members = {m["name"] for m in ens["members"]}
+    rows = {name.split("/")[-1] + (" (ensemble member)" if name in members else ""): agg for name, agg in comp.items()}
+    rows[f"ensemble: {ens['checkpoint']['strategy']} of {len(members)}"] = ens["aggregate_metrics"]
+    table = Table(title=f"HRM demo summary: {NAME} on its {comp[next(iter(comp))]['total_puzzles']} held-out puzzles")
+    for col in ("model", "solve rate", "token acc", "q-halt acc", "ACT steps"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, agg in rows.items():
+        table.add_row(name, f"{agg['solve_rate']:.3f}", f"{agg['accuracy']:.4f}", f"{agg['q_halt_accuracy']:.3f}", f"{agg['average_steps']:.2f}")
+    console.print(table)
+    best_member = max(m["aggregate_metrics"]["solve_rate"] for m in ens["members"])
+    gain = ens["aggregate_metrics"]["solve_rate"] - best_member
+    console.print(f"ensemble vs its best member: solve rate {ens['aggregate_metrics']['solve_rate']:.3f} vs {best_member:.3f} ({gain:+.3f})")
+    console.print(f"analysis: {analysis['verdict']}; recommended checkpoint step {analysis['recommended']} ({analysis['recommended_reason']})")
+    console.print("\nreports and plots:")
+    for rel in ("eval.json", "compare.json", "compare.png", "ensemble.json", "ensemble.json.stacker.json",
+                "analysis/analysis.md", "analysis/norms.png", "analysis/change.png"):
+        path = out / rel
+        console.print(f"  {path}{'' if path.exists() else '  (missing)'}")
+    console.print(f"  model card: {card / 'README.md'}\n  training curves: {card / 'training_curves.png'}")
+
+
 def main(out_base: str = "runs/demo") -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tinyreason.hrm.checkpoint import find_checkpoints
@@ -43,17 +76,13 @@ def main(out_base: str = "runs/demo") -> int:
     t0 = time.time()
     run(["hrm", "eval", "--checkpoint", CKPT, "--data", DATA, "--out", str(out / "eval.json"), "--per-puzzle", "false"])
     run(["hrm", "compare", "--checkpoints", CKPT, "--data", DATA, "--out", str(out / "compare.json")])
-    run(["hrm", "analyze", str(run_dir), "--out", str(out / "analysis"), "--eval-results", str(run_dir / "metrics.jsonl"),
+    run(["hrm", "analyze", str(run_dir), "--out", str(out / "analysis"), "--eval-results", str(out / "compare.json"),
          "--metric", "solve_rate"])
-    members = [str(p) for p in steps[-3:]]
-    run(["hrm", "ensemble", "--checkpoints", *members, "--strategy", "average", "--data", DATA,
+    members = [f"{CKPT}/{p.name}" for p in steps[-3:]]
+    run(["hrm", "ensemble", "--checkpoints", *members, "--strategy", "stack", "--data", DATA,
          "--out", str(out / "ensemble.json"), "--per-puzzle", "false"])
-    print(f"\nHRM demo done in {time.time() - t0:.0f} s. Reports:")
-    for rel in ("eval.json", "compare.json", "compare.png", "ensemble.json", "analysis/analysis.md",
-                "analysis/norms.png", "analysis/change.png"):
-        path = out / rel
-        print(f"  {path}{'' if path.exists() else '  (missing)'}")
-    print(f"  model card: {run_dir / 'README.md'}; training curves: {run_dir / 'training_curves.png'}")
+    print(f"\nHRM demo done in {time.time() - t0:.0f} s.\n")
+    summary(out, run_dir)
     return 0
 
 

@@ -1,8 +1,11 @@
-"""Write the model card (README.md) of an embedded HRM from `tinyreason hrm compare` results.
+"""Write the model card (README.md) of the embedded HRM from the measurements of its build.
 
-    python scripts/embedded_hrm_card.py COMPARE_JSON HALTING_TXT DEST_DIR
+    python scripts/embedded_hrm_card.py BUILD_DIR DEST_DIR
 
-Called by scripts/build_embedded_hrm.sh; every figure in the card comes from our evaluator.
+BUILD_DIR holds what scripts/build_embedded_hrm.sh measured: compare.json (`tinyreason hrm
+compare`), ensemble_average.json / ensemble_stack.json (`tinyreason hrm ensemble`),
+halting.txt (benchmarks/hrm_halting.py) and train_seconds.txt. Every figure in the card
+comes from those files; no absolute machine path is written.
 """
 
 from __future__ import annotations
@@ -14,56 +17,87 @@ from pathlib import Path
 import yaml
 
 ROWS = (("solve_rate", "solve rate (verifier)"), ("exact_accuracy", "exact accuracy"), ("accuracy", "token accuracy"),
-        ("average_steps", "ACT steps"), ("step_efficiency", "step efficiency"), ("q_halt_accuracy", "q-halt accuracy"),
-        ("lm_loss", "lm loss"), ("puzzles_per_second", "puzzles / s (2 CPU cores, shared)"))
+        ("blank_accuracy", "blank-cell accuracy"), ("average_steps", "ACT steps"), ("step_efficiency", "step efficiency"),
+        ("q_halt_accuracy", "q-halt accuracy"), ("q_halt_precision", "P(exact | q_halt>0)"), ("lm_loss", "lm loss"),
+        ("puzzles_per_second", "puzzles / s (2 CPU cores, shared)"))
+GIVENS = 72
 
 
-def main(compare_json: str, halting_txt: str, dest: str) -> None:
-    dest_dir = Path(dest)
-    comp = json.loads(Path(compare_json).read_text())["comparison"]
+def short(name: str) -> str:
+    return name.split("/")[-1]
+
+
+def table(results: dict[str, dict], rows=ROWS) -> list[str]:
+    """Markdown table, metrics as rows, one column per model."""
+    for agg in results.values():  # token accuracy on the 81 - GIVENS blanks (givens are copied)
+        if "accuracy" in agg:
+            agg["blank_accuracy"] = (agg["accuracy"] - GIVENS / 81) / (1 - GIVENS / 81)
+    lines = ["| metric | " + " | ".join(short(n) for n in results) + " |", "|---|" + "---|" * len(results)]
+    for key, label in rows:
+        cells = [results[n].get(key) for n in results]
+        lines.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in cells) + " |")
+    return lines
+
+
+def main(build: str, dest: str) -> None:
+    build_dir, dest_dir = Path(build), Path(dest)
+    name = dest_dir.name
+    comp = json.loads((build_dir / "compare.json").read_text())["comparison"]
+    ensembles = {s: json.loads((build_dir / f"ensemble_{s}.json").read_text()) for s in ("average", "stack")
+                 if (build_dir / f"ensemble_{s}.json").is_file()}
     cfg = yaml.safe_load((dest_dir / "all_config.yaml").read_text())
     arch = cfg["arch"]
     names = list(comp)
-    header = "| metric | " + " | ".join(n.split("/")[-1] for n in names) + " |"
-    lines = [header, "|---|" + "---|" * len(names)]
-    for key, label in ROWS:
-        lines.append(f"| {label} | " + " | ".join(f"{comp[n].get(key, float('nan')):.4g}" for n in names) + " |")
     test = json.loads((dest_dir / "data/test/dataset.json").read_text())
     n_test = comp[names[-1]]["total_puzzles"]
     sizes = sum(p.stat().st_size for p in dest_dir.glob("step_*"))
-    halting = Path(halting_txt).read_text().strip() if Path(halting_txt).is_file() else "(not measured)"
-    card = f"""# hrm-sudoku-tiny
+    halting = (build_dir / "halting.txt").read_text().strip() if (build_dir / "halting.txt").is_file() else "(not measured)"
+    train_s = int((build_dir / "train_seconds.txt").read_text()) if (build_dir / "train_seconds.txt").is_file() else None
+    ens_lines: list[str] = []
+    for strategy, rep in ensembles.items():
+        members = {m["name"]: m["aggregate_metrics"] for m in rep["members"]}
+        members[f"ensemble ({strategy})"] = rep["aggregate_metrics"]
+        weights = rep["checkpoint"].get("weights")
+        note = f" Fitted weights: {[round(w, 3) for w in weights]}." if weights else ""
+        ens_lines += [f"### `{strategy}` of {', '.join(short(n) for n in list(members)[:-1])}", "",
+                      f"Fitted on the held-out `train` split of `data/` (puzzles never trained on).{note}", ""]
+        ens_lines += table(members, ROWS[:4] + ROWS[6:7]) + [""]
+    best = max(names, key=lambda n: (comp[n]["solve_rate"], comp[n].get("step") or 0))
+    card = f"""# {name}
 
 A tiny HRM (Hierarchical Reasoning Model, official ACT v1 architecture and checkpoint format)
 trained from scratch on easy 9x9 sudoku, shipped so that `eval`, `compare`, `analyze` and
-`ensemble` have real checkpoints to work on offline. It is a demonstration model, not a
-strong solver: see the figures.
+`ensemble` have real checkpoints to work on offline. A demonstration model for easy puzzles
+(72 givens), not a general sudoku solver.
 
-- Checkpoints: {", ".join(n.split("/")[-1] for n in names)} of one run ({sizes / 1e6:.1f} MB in all), plain state
+- Checkpoints: {", ".join(short(n) for n in names)} of one run ({sizes / 1e6:.1f} MB in all), plain state
   dicts with the official keys (`_orig_mod.model.inner.…`), `all_config.yaml` in the official layout.
 - Architecture: hidden {arch["hidden_size"]}, {arch["num_heads"]} heads, H/L layers {arch["H_layers"]}/{arch["L_layers"]},
   H/L cycles {arch["H_cycles"]}/{arch["L_cycles"]}, halt_max_steps {arch["halt_max_steps"]}, {arch["pos_encodings"]} positions,
   puzzle_emb_ndim {arch["puzzle_emb_ndim"]}, forward dtype {arch["forward_dtype"]}, loss {arch["loss"]["loss_type"]}.
-- Training: `configs/hrm/train_sudoku_tiny.yaml` with `tinyreason hrm train` (AdamW lr {cfg["lr"]}, warmup
-  {cfg["lr_warmup_steps"]}, cosine to {cfg["lr_min_ratio"]}x, batch {cfg["global_batch_size"]}) on 20,000 generated puzzles with
-  unique solutions and 72 givens (9 blanks), on 2 shared CPU cores in about a quarter of an hour.
-  Curves: `training_curves.png`; log: `metrics.jsonl`.
+- Training: `configs/hrm/train_sudoku_tiny.yaml` with `tinyreason hrm train` (AdamW lr {cfg["lr"]}, weight decay
+  {cfg["weight_decay"]}, warmup {cfg["lr_warmup_steps"]}, cosine to {cfg["lr_min_ratio"]}x, batch {cfg["global_batch_size"]}, {short(names[-1]).removeprefix("step_")} steps) on 20,000
+  generated puzzles with unique solutions and {GIVENS} givens ({81 - GIVENS} blanks), one torch thread on 2 shared
+  CPU cores: {"not measured" if train_s is None else f"{train_s / 60:.1f} minutes of training wall time"}. Curves: `training_curves.png`; log: `metrics.jsonl`.
+- Departures from the official sudoku recipe (lr 1e-4, batch 768, weight decay 1.0, a far larger
+  model and far longer training) are listed, with the short runs that chose them, in the config's comments.
 - Data (`data/`): `test` = {n_test} held-out puzzles from the training generator run (seq_len {test["seq_len"]},
   vocab {test["vocab_size"]}); `train` = 256 puzzles from another seed, never trained on, kept as the held-out
   split for fitting ensemble weights and stackers.
-- Rebuild: `scripts/build_embedded_hrm.sh` (data, training, this card).
+- Rebuild: `scripts/build_embedded_hrm.sh` (data, training, every figure of this card).
 
 ## Figures on `data/test` (`tinyreason hrm compare`, fixed halting)
 
-{chr(10).join(lines)}
+{chr(10).join(table(comp))}
 
 Solve rate counts any valid completion (sudoku verifier); exact accuracy needs the stored
-solution (the same here, since the puzzles have unique solutions). 88.9% token accuracy is
-what copying the givens alone scores (72 of 81 cells), so the blank cells are right about
-{100 * (comp[names[-1]]["accuracy"] - 72 / 81) / (9 / 81):.0f}% of the time at the last step. The high q-halt accuracy is the easy case of
-a head that learnt "not solved" (q_halt < 0) for almost every puzzle, which is also why
-adaptive halting saves little here.
+solution (the same here, since the puzzles have unique solutions). Token accuracy counts all
+81 cells, {100 * GIVENS / 81:.1f}% of which are givens to copy; blank-cell accuracy is the share of the
+{81 - GIVENS} blanks filled right. Best solve rate: `{short(best)}` ({comp[best]["solve_rate"]:.3f}).
 
+## Ensembles beside their members (`tinyreason hrm ensemble`, on `data/test`)
+
+{chr(10).join(ens_lines) if ens_lines else "(not measured)"}
 ## Halting (`benchmarks/hrm_halting.py`)
 
 ```
@@ -73,8 +107,10 @@ adaptive halting saves little here.
 ## Use
 
 ```bash
-tinyreason hrm eval --checkpoint embedded:hrm-sudoku-tiny --data embedded:hrm-sudoku-tiny/data --out eval.json
-tinyreason hrm compare --checkpoints embedded:hrm-sudoku-tiny --data embedded:hrm-sudoku-tiny/data --out cmp.json
+tinyreason hrm eval --checkpoint embedded:{name} --data embedded:{name}/data --out eval.json
+tinyreason hrm compare --checkpoints embedded:{name} --data embedded:{name}/data --out cmp.json
+tinyreason hrm ensemble --checkpoints embedded:{name}/{short(names[-2])} embedded:{name}/{short(names[-1])} \\
+    --strategy stack --data embedded:{name}/data --out ens.json
 ```
 """
     (dest_dir / "README.md").write_text(card, encoding="utf-8")
@@ -82,4 +118,6 @@ tinyreason hrm compare --checkpoints embedded:hrm-sudoku-tiny --data embedded:hr
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    main(*sys.argv[1:3])

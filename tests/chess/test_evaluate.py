@@ -92,3 +92,20 @@ def test_reformat_policy_prompts(fixtures):
     assert compact[0].completion == samples[0].completion
     assert evaluate.reformat(compact, "padded")[0].prompt == samples[0].prompt  # back to 90 columns
     assert evaluate.reformat(samples, "as_is") is samples
+
+
+@pytest.mark.slow
+def test_embedded_model_loads_by_name_and_evaluates(tmp_path):
+    from tinyreason.lm.model import EMBEDDED_DIR, load_model
+
+    model, tok = load_model("embedded:rookworld-tiny", device="cpu")
+    assert model.config.model_type == "gpt2" and 1e6 < sum(p.numel() for p in model.parameters()) < 2e7
+    data = EMBEDDED_DIR / "rookworld-tiny" / "data"
+    out = tmp_path / "r.json"
+    argv = ["--model", "embedded:rookworld-tiny", "--data", str(data / "heldout.txt"), "--limit", "8",
+            "--mate-in-one", str(data / "mate_in_one.txt"), "--out", str(out), "cp_loss=false", "--device", "cpu"]
+    assert evaluate.main(argv) == 0
+    res = json.loads(out.read_text())
+    assert res["policy"]["n"] == 4 and res["env"]["n"] == 4 and res["mate_in_one"]["n"] == 8
+    # the shipped model has learned the formats (figures on the full sets: the model card)
+    assert res["env"]["well_formed_rate"] > 0 or res["policy"]["format_valid_rate"] > 0

@@ -88,6 +88,11 @@ def test_eval_results_formats_and_errors(tmp_path):
     nested = tmp_path / "nested.json"
     nested.write_text(json.dumps([{"step": 3, "aggregate_metrics": {"all": {"exact_accuracy": 0.7}}}]))
     assert read_eval_results([nested], "exact_accuracy") == {3: 0.7}
+    compare = tmp_path / "compare.json"  # `tinyreason hrm compare` output: step, else the path's step_N
+    compare.write_text(json.dumps({"comparison": {"run/step_4": {"solve_rate": 0.5, "step": 4, "path": "/x/run/step_4"},
+                                                  "run/step_8": {"solve_rate": 0.6, "step": None, "path": "/x/run/step_8"}},
+                                   "dataset": "d", "config": {}}))
+    assert read_eval_results([compare], "solve_rate") == {4: 0.5, 8: 0.6}
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):

@@ -116,3 +116,14 @@ def test_predict_arrays_in_chunks_equals_one_batch(rope):
     assert set(whole) == {"logits", "q_halt_logits", "q_continue_logits", "steps", "predictions"}
     np.testing.assert_allclose(chunked["logits"], whole["logits"], atol=1e-5)
     assert (chunked["predictions"] == whole["predictions"]).all()
+
+
+def test_step_predictions_follow_every_act_step(rope):
+    loaded, ref = rope
+    out = run_act(loaded.model, ref, step_predictions=True)
+    assert out["step_predictions"].shape == (4, 6, 81)
+    assert (out["step_predictions"].numpy() == ref["logits"].argmax(-1)).mean() >= 0.999
+    assert torch.equal(out["step_predictions"][-1], out["predictions"])
+    adaptive = run_act(loaded.model, ref, halt="adaptive", step_predictions=True)
+    assert torch.equal(adaptive["step_predictions"], out["step_predictions"])  # q_compare never fires here
+    assert "step_predictions" not in run_act(loaded.model, ref)

@@ -108,3 +108,22 @@ def test_completion_logprobs_and_entropy_match_direct_softmax():
     logsm = torch.log_softmax(logits, -1)
     assert torch.allclose(lp, logsm.gather(-1, ids[:, 3:, None])[..., 0], atol=1e-5)
     assert torch.allclose(ent, -(logsm.exp() * logsm).sum(-1), atol=1e-5)
+
+
+def test_fractional_weights_scale_terms_and_keep_normalisers():
+    # row 0 weight 1, row 1 down-weighted to 0.5: its terms count half, normalisers count its tokens
+    pt = torch.tensor([[1.0, 3.0], [4.0, 8.0]])
+    w = torch.tensor([[1.0, 1.0], [0.5, 0.5]])
+    assert grpo.aggregate(pt, w, "grpo", 2).item() == pytest.approx((2.0 + 0.5 * 6.0) / 2)
+    assert grpo.aggregate(pt, w, "dapo", 2).item() == pytest.approx((4.0 + 0.5 * 12.0) / 4)
+    assert grpo.aggregate(pt, w, "dr_grpo", 2).item() == pytest.approx((4.0 + 0.5 * 12.0) / (2 * 2))
+
+
+def test_lr_schedules():
+    from tinyreason.lm.optim import lr_lambda
+
+    cos = lr_lambda("cosine", 2, 12, 0.1)
+    assert [cos(0), cos(1)] == [0.5, 1.0]
+    assert cos(2) == pytest.approx(1.0) and cos(7) == pytest.approx(0.55) and cos(12) == pytest.approx(0.1)
+    lin = lr_lambda("linear", 0, 10, 0.0)
+    assert lin(5) == pytest.approx(0.5) and lr_lambda("constant", 0, 10, 0.0)(9) == 1.0

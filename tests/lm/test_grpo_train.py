@@ -45,11 +45,15 @@ def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, 
     recs = read_metrics(full)
     steps = [r for r in recs if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3, 4]
-    for key in ("reward_mean", "reward_std", "frac_zero_std", "kl", "clip_low", "clip_high", "entropy", "grad_norm",
-                "lr", "rollout_tok_s", "update_tok_s", "time_rollout", "time_update", "peak_mem_mb", "mfu",
-                "reward/policy/policy_best_move", "reward/env/env_fen_exact", "completion_len_mean"):
+    for key in ("reward_mean", "reward_std", "frac_zero_std", "kl", "clip_low", "clip_high", "clip_ratio", "entropy",
+                "grad_norm", "lr", "rollout_tok_s", "update_tok_s", "time_rollout", "time_reward", "time_ref",
+                "time_update", "time_step", "peak_mem_mb", "mfu", "mfu_rollout", "mfu_update", "reward/policy/mean",
+                "reward/policy/std", "reward/env/mean", "reward/policy/policy_best_move",
+                "reward/policy/policy_best_move/std", "reward/env/env_fen_exact", "completion_len_mean",
+                "completion_len_min", "completion_len_max", "frac_truncated", "num_completions"):
         assert key in steps[0], key
-    assert all(0 <= r["mfu"] <= 1 for r in steps)
+    assert all(0 <= r[k] <= 1 for r in steps for k in ("mfu", "mfu_rollout", "mfu_update"))
+    assert steps[0]["num_completions"] == 2 * 3
     assert any("eval/policy_legal_rate" in r for r in recs) and any("eval/env_fen_exact_rate" in r for r in recs)
     assert (full / "curves.png").is_file() and (full / "config.yaml").is_file()
     assert len((full / "samples.jsonl").read_text().splitlines()) >= 4
@@ -98,15 +102,36 @@ def test_nonfinite_loss_stops_before_the_update(tiny_model_dir, rook_data, tmp_p
     assert reason["reason"] == "nonfinite" and reason["step"] == 1 and reason["last_good_checkpoint"] is None
 
 
+def test_grad_norm_explosion_stops_before_the_update(tiny_model_dir, rook_data, tmp_path):
+    run = tmp_path / "gn"
+    assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, eval_every=0, num_iterations=1, max_steps=2,
+                                 **{"safety.grad_norm_max": 1e-12})) == 1
+    reason = json.loads((run / "stop_reason.json").read_text())
+    assert reason["reason"] == "grad_norm_explosion" and reason["step"] == 1
+    assert latest_checkpoint(run) is None
+
+
 def test_two_process_gloo_run(tiny_model_dir, rook_data, tmp_path):
+    """Two ranks over gloo, launched with the environment torchrun gives each rank (the
+    launcher itself is skipped: a third torch import costs seconds on a 2-core CI box)."""
+    import socket
+
     run = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "tinyreason.cli", "chess", "grpo", *_argv(tiny_model_dir, rook_data, run, max_steps=2, eval_every=0)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = _argv(tiny_model_dir, rook_data, run, max_steps=2, eval_every=0, num_iterations=1)
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+               "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "tinyreason.cli", "chess", "grpo", *argv], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     recs = [r for r in read_metrics(run) if "loss" in r]
     assert [r["step"] for r in recs] == [1, 2]  # rank 0 logs once per step
+    assert recs[0]["num_completions"] == 2 * 2 * 3  # gathered from both ranks
     state = load_state(latest_checkpoint(run))
     assert len(state["rng"]) == 2 and state["data_position"]["prompts_drawn"] == 2 * 2 * 2
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]

@@ -104,3 +104,18 @@ def test_prompt_too_long_is_a_user_error(tiny):
     model, tok = tiny
     with pytest.raises(UserError, match="positions"):
         sample(model, [[3] * 120], 1, 20)
+
+
+def test_bf16_weight_copy_follows_parameter_updates(tiny):
+    model, tok = tiny
+    ids = [tok("P: rnbq").input_ids]
+    a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
+    with torch.no_grad():
+        model.transformer.ln_f.bias.add_(1.0)  # an optimizer step changes weights in place
+    try:
+        b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
+        ref = _full_logprobs(model, b, 0.0)
+        assert torch.allclose(b.logprobs, ref, atol=0.1) and not torch.allclose(a.logprobs, b.logprobs)
+    finally:
+        with torch.no_grad():
+            model.transformer.ln_f.bias.sub_(1.0)

@@ -17,10 +17,9 @@ from pydantic import Field
 from tinyreason import dist, hub
 from tinyreason.config import parse_command
 from tinyreason.device import pick_device
-from tinyreason.fileio import atomic_write_json
 from tinyreason.hrm.checkpoint import HUB_PATTERNS, find_checkpoints
 from tinyreason.hrm.ensemble import member_names
-from tinyreason.hrm.evaluate import EvalOptions, evaluate_loaded, load_for_eval, metrics_table, open_data, resolve_dataset
+from tinyreason.hrm.evaluate import EvalOptions, evaluate_loaded, load_for_eval, open_data, resolve_dataset, show_and_save
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.runlog import console
 
@@ -93,10 +92,7 @@ def main(argv: list[str]) -> int:
             return 0
         data_name = resolve_dataset(cfg.data).name
         title = f"HRM checkpoints on {data_name}/{cfg.split}"
-        console.print(metrics_table(table, title))
-        if cfg.out:
-            atomic_write_json(cfg.out, {"comparison": table, "dataset": str(resolve_dataset(cfg.data)), "config": cfg.model_dump(mode="json")})
-            console.print(f"results: {cfg.out}")
+        show_and_save(table, title, cfg.out, {"comparison": table, "dataset": str(resolve_dataset(cfg.data)), "config": cfg.model_dump(mode="json")})
         png = cfg.png or (str(Path(cfg.out).with_suffix(".png")) if cfg.out else None)
         if png:
             bar_chart(table, png, title)

@@ -29,9 +29,8 @@ from tinyreason import dist
 from tinyreason.config import parse_command
 from tinyreason.device import pick_device
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write_json
 from tinyreason.hrm.eval_loop import detect_kind, labels_for, verify_rows
-from tinyreason.hrm.evaluate import EvalOptions, build_report, evaluate_loaded, load_for_eval, metrics_table, open_data
+from tinyreason.hrm.evaluate import EvalOptions, build_report, evaluate_loaded, load_for_eval, open_data, show_and_save
 from tinyreason.hrm.metrics import aggregate, example_metrics
 from tinyreason.hrm.stacking import Stacker, fit_stacker
 from tinyreason.puzzles.dataset import open_split
@@ -155,10 +154,7 @@ def main(argv: list[str]) -> int:
         table = {n: m["aggregate_metrics"] for n, m in zip(names, report["members"])}
         table[f"ensemble ({cfg.strategy})"] = report["aggregate_metrics"]
         report["comparison"] = table
-        console.print(metrics_table(table, f"HRM ensemble on {data_path.name}/{cfg.split}"))
-        if cfg.out:
-            atomic_write_json(cfg.out, report)
-            console.print(f"results: {cfg.out}")
+        show_and_save(table, f"HRM ensemble on {data_path.name}/{cfg.split}", cfg.out, report)
         return 0
     finally:
         dist.cleanup()

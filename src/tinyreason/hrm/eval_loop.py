@@ -1,7 +1,7 @@
 """Batched evaluation of one HRM over a dataset split: per-example arrays, sharded under torchrun.
 
 `run_eval` feeds the split in fixed-size batches (the last one padded, as the official test
-loader), runs `rollout`, scores every example (token/exact accuracy, losses, Q values,
+loader), runs `inference.run_act`, scores every example (token/exact accuracy, losses, Q values,
 ACT steps, answer-stable step, wall time) and checks answers with the puzzle verifier.
 Under torchrun every rank takes its slice of each global batch (`iter_batches`) and the
 per-example arrays are gathered, so totals equal a single-process run.
@@ -15,10 +15,9 @@ import torch
 
 from tinyreason import dist
 from tinyreason.errors import UserError
-from tinyreason.hrm.inference import prepare_batch
+from tinyreason.hrm.inference import run_act
 from tinyreason.hrm.losses import log_probs, map_ignore_labels
 from tinyreason.hrm.metrics import example_metrics, stable_step
-from tinyreason.hrm.rollout import rollout
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, SplitData, iter_batches
 from tinyreason.puzzles.verify import guess_kind, verify_tokens
 from tinyreason.runlog import console, progress
@@ -81,8 +80,8 @@ def run_eval(
         if n == 0:
             continue
         t0 = time.perf_counter()
-        tensors = prepare_batch(model, {k: batch[k] for k in ("inputs", "puzzle_identifiers")})
-        out = rollout(model, tensors, halt=halt, adaptive_rule=adaptive_rule)
+        inputs = {k: batch[k] for k in ("inputs", "puzzle_identifiers")}
+        out = run_act(model, inputs, halt=halt, adaptive_rule=adaptive_rule, step_predictions=True)
         elapsed = time.perf_counter() - t0
         labels = map_ignore_labels(batch["labels"][:n], meta.ignore_label_id)  # (n, L) with -100
         per = example_metrics(out["logits"][:n], torch.from_numpy(labels), out["q_halt_logits"][:n], loss_type)

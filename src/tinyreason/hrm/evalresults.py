@@ -5,6 +5,7 @@ Accepted (one or more files, mixed):
 - JSON mapping step -> metrics mapping, e.g. {"1000": {"exact_accuracy": 0.41}};
 - an evaluation results JSON (`tinyreason hrm eval` style) with `aggregate_metrics` and a
   `step` or `checkpoint` (path ending in step_N) field, or a list of those;
+- a `tinyreason hrm compare` JSON: {"comparison": {name: {metrics…, "step", "path"}}};
 - JSONL (e.g. a run's metrics.jsonl): records with `step` and the metric, also under a
   prefixed key such as `eval/exact_accuracy` or `test/exact_accuracy`.
 """
@@ -90,6 +91,9 @@ def _parse(records: Any, metric: str) -> dict[int, float]:
         return found
     if not isinstance(records, dict):
         return found
+    if isinstance(records.get("comparison"), dict):  # compare output: name -> aggregate metrics with step / path
+        rows = [{**v, "checkpoint": v.get("path") or name} for name, v in records["comparison"].items() if isinstance(v, dict)]
+        return _parse(rows, metric)
     if "aggregate_metrics" in records or "step" in records:
         hit = _from_result(records, metric)
         return dict([hit]) if hit else found

@@ -169,6 +169,14 @@ def metrics_table(results: dict[str, dict], title: str) -> Table:
     return table
 
 
+def show_and_save(table: dict[str, dict], title: str, out: str | None, report: dict) -> None:
+    """Print the metrics table (name -> aggregate metrics) and write `report` to `out` (if given)."""
+    console.print(metrics_table(table, title))
+    if out:
+        atomic_write_json(out, report)
+        console.print(f"results: {out}")
+
+
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-"
@@ -192,10 +200,7 @@ def main(argv: list[str]) -> int:
             "dtype": loaded.config.forward_dtype, "wall_time": wall, "torch": torch.__version__,
         }
         name = f"{loaded.path.parent.name}/{loaded.path.name}"
-        console.print(metrics_table({name: report["aggregate_metrics"]}, f"HRM eval on {data_path.name}/{cfg.split}"))
-        if cfg.out:
-            atomic_write_json(cfg.out, report)
-            console.print(f"results: {cfg.out}")
+        show_and_save({name: report["aggregate_metrics"]}, f"HRM eval on {data_path.name}/{cfg.split}", cfg.out, report)
         return 0
     finally:
         dist.cleanup()

@@ -65,10 +65,19 @@ def run_act(
     batch: Mapping[str, Any],
     halt: HaltMode = "fixed",
     adaptive_rule: AdaptiveRule = "q_compare",
+    step_predictions: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run ACT on one batch; returns CPU tensors (outputs of each row's final step):
     logits (B, L, V) float32, q_halt_logits (B,), q_continue_logits (B,) float32,
-    steps (B,) int64 ACT steps taken, predictions (B, L) int64 argmax."""
+    steps (B,) int64 ACT steps taken, predictions (B, L) int64 argmax; with
+    `step_predictions`, also step_predictions (S, B, L): the argmax answer after every step
+    (S = steps run; a stopped row repeats its answer), which evaluation uses to measure how
+    many steps an answer really needed (`metrics.stable_step`).
+
+    Fixed: the official loop through the ACT wrapper. Adaptive: only rows still running are
+    computed after each step (that is where the speed comes from); rows are independent in
+    HRM, so a row's adaptive answer equals its answer at that step of a fixed run.
+    """
     if halt not in ("fixed", "adaptive"):
         raise UserError(f"halt must be 'fixed' or 'adaptive', got {halt!r}")
     if adaptive_rule not in ("q_compare", "q_positive"):
@@ -76,52 +85,49 @@ def run_act(
     was_training = model.training
     model.eval()
     try:
-        b = prepare_batch(model, batch)
-        out = _run_fixed(model, b) if halt == "fixed" else _run_adaptive(model, b, adaptive_rule)
+        out = _act_loop(model, prepare_batch(model, batch), halt, adaptive_rule, step_predictions)
     finally:
         model.train(was_training)
-    out["predictions"] = out["logits"].argmax(-1)
     return out
 
 
-def _run_fixed(model: HRMACT, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    carry = model.initial_carry(b)
-    for _ in range(model.config.halt_max_steps):  # eval mode halts every row exactly here
-        carry, outputs = model(carry, b)
-        if bool(carry.halted.all()):
-            break
-    return {
-        "logits": outputs["logits"].float().cpu(),
-        "q_halt_logits": outputs["q_halt_logits"].float().cpu(),
-        "q_continue_logits": outputs["q_continue_logits"].float().cpu(),
-        "steps": carry.steps.long().cpu(),
-    }
-
-
-def _run_adaptive(model: HRMACT, b: dict[str, torch.Tensor], rule: AdaptiveRule) -> dict[str, torch.Tensor]:
+def _act_loop(model: HRMACT, b: dict[str, torch.Tensor], halt: HaltMode, rule: AdaptiveRule, keep_steps: bool) -> dict[str, torch.Tensor]:
+    """The one ACT loop behind `run_act` (model already in eval mode, batch prepared)."""
     inner, cfg = model.inner, model.config
     B, L = b["inputs"].shape
     device = b["inputs"].device
-    carry = inner.reset_carry(torch.ones(B, dtype=torch.bool, device=device), inner.empty_carry(B, L, device))
     logits = torch.zeros(B, L, cfg.vocab_size, dtype=torch.float32)
     q_halt, q_cont = torch.zeros(B), torch.zeros(B)
     steps = torch.zeros(B, dtype=torch.long)
-    active = torch.arange(B, device=device)  # rows still running; carry holds only these
+    step_preds: list[torch.Tensor] = []
+    act_carry = model.initial_carry(b)  # fixed: the ACT wrapper's carry
+    carry = inner.reset_carry(torch.ones(B, dtype=torch.bool, device=device), inner.empty_carry(B, L, device))  # adaptive
+    active = torch.arange(B, device=device)  # rows still running; `carry` holds only these
     data = b
     for step in range(1, cfg.halt_max_steps + 1):
-        carry, step_logits, (qh, qc) = inner(carry, data)
+        if halt == "fixed":  # eval mode halts every row exactly at halt_max_steps
+            act_carry, outputs = model(act_carry, b)
+            step_logits, qh, qc = outputs["logits"], outputs["q_halt_logits"], outputs["q_continue_logits"]
+        else:
+            carry, step_logits, (qh, qc) = inner(carry, data)
         idx = active.cpu()
         logits[idx], q_halt[idx], q_cont[idx] = step_logits.float().cpu(), qh.float().cpu(), qc.float().cpu()
         steps[idx] = step
-        fire = (qh > qc) if rule == "q_compare" else (qh > 0)  # (n_active,)
-        keep = ~fire
+        if keep_steps:
+            step_preds.append(logits.argmax(-1))
+        if halt == "fixed":
+            continue
+        keep = ~((qh > qc) if rule == "q_compare" else (qh > 0))  # (n_active,)
         if step == cfg.halt_max_steps or not bool(keep.any()):
             break
         if not bool(keep.all()):  # compute only the rows still running from now on
             active = active[keep]
             carry = InnerCarry(carry.z_H[keep], carry.z_L[keep])
             data = {k: v[active] for k, v in b.items()}
-    return {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_cont, "steps": steps}
+    out = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_cont, "steps": steps, "predictions": logits.argmax(-1)}
+    if keep_steps:
+        out["step_predictions"] = torch.stack(step_preds)  # (S, B, L)
+    return out
 
 
 def predict_arrays(

@@ -10,13 +10,12 @@ feature names, member list) — never pickle — so it can be inspected and reus
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write_json
+from tinyreason.fileio import atomic_write_json, read_json
 from tinyreason.hrm.losses import IGNORE_LABEL_ID
 
 FORMAT = "tinyreason-hrm-stacker/1"
@@ -69,12 +68,7 @@ class Stacker:
     @classmethod
     def load(cls, path: str | Path) -> Stacker:
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"stacker file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON ({e})") from None
+        data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UserError(f"{path}: not a stacker file (format {FORMAT})")
         meta = {k: v for k, v in data.items() if k not in ("format", "features", "coef", "intercept")}

@@ -8,9 +8,11 @@ Formulas follow TRL's `GRPOTrainer` (`_generate_and_score_completions` for advan
   + beta * KL, KL by the k3 estimator exp(ref-logp) - (ref-logp) - 1.
 - "grpo": mean over each sequence's tokens, then over sequences; "dr_grpo": sum over
   all tokens / (num sequences * max_completion_length); "dapo": sum / number of tokens.
-Additions not in TRL: an entropy bonus (aggregated like the loss) and down-weighting of
-groups whose rewards all tie (their advantage is 0; "skip" removes their tokens, KL
-included, from the loss and its normaliser).
+Additions not in TRL: an entropy bonus (aggregated like the loss) and fractional token
+weights, used to down-weight (0 < w < 1) or skip (w = 0) groups whose rewards all tie
+(their advantage is 0, so only KL and entropy terms remain). A token with weight w adds w
+times its term; normalisers count tokens with w > 0 and, as TRL's, all sequences, so with
+0/1 weights every loss type is exactly TRL's (truncated completions masked to 0 included).
 Normalisers can be passed in (`num_seqs`, `num_tokens`) so that micro-batches summed
 together give exactly the loss of the whole batch.
 """
@@ -67,16 +69,18 @@ def aggregate(
     num_seqs: float | None = None,
     num_tokens: float | None = None,
 ) -> torch.Tensor:
-    """Reduce (N, T) per-token values with weights `mask` (N, T) to a scalar (see module doc)."""
+    """Reduce (N, T) per-token values with weights `mask` (N, T) to a scalar (see module doc).
+    `num_tokens` must count tokens with weight > 0."""
+    present = (mask > 0).to(per_token.dtype)  # (N, T) tokens that count in normalisers
     mask = mask.to(per_token.dtype)
     if loss_type == "grpo":
-        per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # (N,)
+        per_seq = (per_token * mask).sum(-1) / present.sum(-1).clamp(min=1.0)  # (N,)
         return per_seq.sum() / (num_seqs if num_seqs is not None else per_token.shape[0])
     if loss_type == "dr_grpo":
         n = num_seqs if num_seqs is not None else per_token.shape[0]
         return (per_token * mask).sum() / (n * max_completion_length)
     if loss_type == "dapo":
-        total = num_tokens if num_tokens is not None else mask.sum().clamp(min=1.0)
+        total = num_tokens if num_tokens is not None else present.sum().clamp(min=1.0)
         return (per_token * mask).sum() / total
     raise ValueError(f"unknown loss type {loss_type!r}")
 
@@ -150,28 +154,37 @@ def token_weights(
     return w * row_w[:, None].to(w.dtype)
 
 
-def completion_logprobs(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
-    temperature: float = 1.0, with_entropy: bool = False, entropy_grad: bool = False,
+def logprobs_from_logits(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
+    with_entropy: bool = False, entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs (N, T) of the last `n_completion` tokens of `input_ids` (N, P+T), and
-    their entropies (N, T) when asked (differentiable only with `entropy_grad`); logits are divided by `temperature` as in TRL.
-
-    Position ids count real tokens, so left-padded prompts get the positions they had
-    when sampled (TRL passes no position ids; exact for unpadded prompts only)."""
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (N, P+T)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                logits_to_keep=n_completion + 1, use_cache=False)
-    logits = out.logits[:, :-1].float()  # (N, T, V)
+    """Log-probs (N, T) of `targets` (N, T) under `logits` (N, T, V) divided by `temperature`
+    (as TRL), and entropies (N, T) when asked (differentiable only with `entropy_grad`)."""
+    logits = logits.float()
     if temperature > 0:
         logits = logits / temperature
-    targets = input_ids[:, -n_completion:]  # (N, T)
     lse = torch.logsumexp(logits, dim=-1)  # (N, T)
     logp = logits.gather(-1, targets[..., None])[..., 0] - lse  # (N, T)
     ent = None
     if with_entropy:
         with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
             lg = logits if entropy_grad else logits.detach()
-            ent = lse.detach() if not entropy_grad else lse
-            ent = ent - (torch.softmax(lg, -1) * lg).sum(-1)  # (N, T) H = logsumexp - E_p[logit]
+            ent = (lse if entropy_grad else lse.detach()) - (torch.softmax(lg, -1) * lg).sum(-1)  # H = lse - E_p[logit]
     return logp, ent
+
+
+def completion_logprobs(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
+    temperature: float = 1.0, with_entropy: bool = False, entropy_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (N, T) of the last `n_completion` tokens of `input_ids` (N, P+T) by a plain
+    forward of every row (TRL's way; the trainer uses `grouped.grouped_logprobs`), and
+    their entropies (N, T) when asked.
+
+    Position ids count real tokens, so left-padded prompts get the positions they had
+    when sampled (TRL passes no position ids; exact for unpadded prompts only)."""
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (N, P+T)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                logits_to_keep=n_completion + 1, use_cache=False)
+    return logprobs_from_logits(out.logits[:, :-1], input_ids[:, -n_completion:], temperature,
+                                with_entropy, entropy_grad)  # logits (N, T, V)

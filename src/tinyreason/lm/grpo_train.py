@@ -2,23 +2,23 @@
 
 One step, top to bottom: draw prompts (policy:env mix) -> sample G completions each ->
 score them (tinyreason.chess.rewards.score against the dataset reference) -> group
-advantages -> old log-probs (only when num_iterations > 1) and reference log-probs
-(only when beta > 0) -> num_iterations optimizer updates -> metrics, samples, eval,
-checkpoint, safety checks.
+advantages -> reference log-probs (only when beta > 0) -> num_iterations optimizer
+updates -> metrics, samples, eval, checkpoint, safety checks.
 
-Departures from TRL's GRPOTrainer: dropout is always off (TRL's `disable_dropout=True`,
-which is opt-in there); position ids follow the attention mask so left-padded prompts are
-exact; gradients are all-reduced by hand (one flat bucket) instead of a DDP wrapper;
-each rank samples its own groups and computes their advantages ("batch" scaling uses the
-std over all ranks).
+Departures from TRL's GRPOTrainer, none of which changes the loss: dropout is always off
+(TRL's `disable_dropout=True`, opt-in there); position ids follow the attention mask so
+left-padded prompts are exact; each prompt runs through the network once per group in
+the update and the reference pass (`grouped.grouped_logprobs`), not once per completion;
+with num_iterations > 1 the old log-probs are the first iteration's own (detached)
+log-probs rather than a separate forward pass (same weights, same numbers); gradients are
+all-reduced by hand (one flat bucket) instead of a DDP wrapper; each rank samples its own
+groups and computes their advantages ("batch" scaling uses the std over all ranks).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -27,18 +27,20 @@ import torch
 from pydantic import Field, field_validator
 
 from tinyreason import dist
-from tinyreason.chess.data import Sample, load_samples
-from tinyreason.chess.rewards import DEFAULT_WEIGHTS, score
+from tinyreason.chess.data import load_samples
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.device import autocast, pick_device, pick_dtype
-from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json
 from tinyreason.lm import grpo, mfu
 from tinyreason.lm.curves import plot_curves
+from tinyreason.lm.grouped import grouped_logprobs
+from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, reward_weights, score_rows
+from tinyreason.lm.grpo_metrics import log_samples, step_metrics, trackers
 from tinyreason.lm.heldout import evaluate_heldout
 from tinyreason.lm.model import count_params, load_model
-from tinyreason.lm.sampler import decode_completions, sample, stop_token_ids
-from tinyreason.lm.state import latest_checkpoint, load_state, load_weights, rng_state, save_checkpoint, set_rng_state, truncate_jsonl
+from tinyreason.lm.optim import allreduce_grads, lr_lambda
+from tinyreason.lm.sampler import Rollout, decode_completions, sample, stop_token_ids
+from tinyreason.lm.state import latest_checkpoint, resume_training, save_training, truncate_jsonl
 from tinyreason.runlog import RunDir, console
 
 
@@ -70,7 +72,7 @@ class GRPOTrainConfig(StrictModel):
     task_ratio: str = Field("1:1", description="policy:env prompt ratio, e.g. 3:1 or 1:0")
     group_size: int = Field(8, ge=2)
     prompts_per_step: int = Field(4, ge=1, description="prompts (groups) per step per rank")
-    micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward")
+    micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward, rounded down to whole groups (at least one)")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     lr: float = 1e-6
     weight_decay: float = 0.0
@@ -113,133 +115,6 @@ class GRPOTrainConfig(StrictModel):
         return v
 
 
-def parse_ratio(text: str) -> Fraction:
-    """Policy share of a 'policy:env' ratio."""
-    try:
-        p, e = (Fraction(x.strip()).limit_denominator(1000) for x in text.split(":"))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"task_ratio must be 'policy:env' like 1:1, got {text!r}") from None
-    if p < 0 or e < 0 or p + e == 0:
-        raise ValueError(f"task_ratio needs non-negative parts, not both 0: {text!r}")
-    return p / (p + e)
-
-
-class TaskMixer:
-    """Prompts for a step as a pure function of (step, rank): resuming needs only the step.
-
-    Global prompt k goes to policy when floor((k+1)f) > floor(kf) (f = policy share), so
-    the mix is exact over any window; each task walks its own reshuffled epochs.
-    """
-
-    def __init__(self, pools: dict[str, list[Sample]], policy_share: Fraction, seed: int):
-        self.pools, self.f, self.seed = pools, policy_share, seed
-        for task, share in (("policy", policy_share), ("env", 1 - policy_share)):
-            if share > 0 and not pools.get(task):
-                raise UserError(f"task_ratio asks for {task} prompts but the training data has none")
-        self._perm: dict[tuple[str, int], np.ndarray] = {}
-
-    def _item(self, task: str, i: int) -> Sample:
-        pool = self.pools[task]
-        epoch, j = divmod(i, len(pool))
-        key = (task, epoch)
-        if key not in self._perm:
-            self._perm = {key: np.random.default_rng([self.seed, epoch, task == "env"]).permutation(len(pool))}
-        return pool[int(self._perm[key][j])]
-
-    def at(self, k: int) -> Sample:
-        n_pol = math.floor(k * self.f)
-        if math.floor((k + 1) * self.f) > n_pol:
-            return self._item("policy", n_pol)
-        return self._item("env", k - n_pol)
-
-    def batch(self, step: int, n: int, rank: int, world: int) -> list[Sample]:
-        base = ((step - 1) * world + rank) * n
-        return [self.at(base + j) for j in range(n)]
-
-    def position(self, step: int, n: int, world: int) -> dict[str, int]:
-        k = step * world * n
-        return {"prompts_drawn": k, "policy_drawn": math.floor(k * self.f), "env_drawn": k - math.floor(k * self.f)}
-
-
-def lr_lambda(cfg: GRPOTrainConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "constant":
-            return 1.0
-        frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-        decay = 1 - frac if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * frac))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
-    return f
-
-
-def load_pools(refs: list[str], split: str | None, limit: int | None) -> dict[str, list[Sample]]:
-    pools: dict[str, list[Sample]] = {"policy": [], "env": []}
-    for ref in refs:
-        for s in load_samples(ref, split=split, limit=limit):
-            pools[s.task].append(s)
-    return pools
-
-
-def reward_weights(cfg: GRPOTrainConfig) -> dict[str, dict[str, float]]:
-    out = {task: dict(w) for task, w in DEFAULT_WEIGHTS.items()}
-    for task, w in cfg.reward_weights.items():
-        if task not in out:
-            raise UserError(f"reward_weights: unknown task '{task}' (policy or env)")
-        unknown = set(w) - set(out[task])
-        if unknown:
-            raise UserError(f"reward_weights.{task}: unknown reward(s) {sorted(unknown)} (have {sorted(out[task])})")
-        out[task].update(w)
-    return out
-
-
-def score_rows(batch: list[Sample], completions: list[str], g: int, weights) -> tuple[list[float], list[dict[str, float]]]:
-    """Total reward and components per row (row r answers batch[r // g]), one score() call per task."""
-    totals: list[float] = [0.0] * len(completions)
-    parts: list[dict[str, float]] = [{} for _ in completions]
-    for task in ("policy", "env"):
-        rows = [r for r in range(len(completions)) if batch[r // g].task == task]
-        if not rows:
-            continue
-        tot, comps = score(task, [batch[r // g].prompt for r in rows], [completions[r] for r in rows],
-                           [batch[r // g].completion for r in rows], weights[task])
-        for i, r in enumerate(rows):
-            totals[r] = float(tot[i])
-            parts[r] = {name: float(vals[i]) for name, vals in comps.items()}
-    return totals, parts
-
-
-def chunked_logprobs(model, ids, attn, t: int, cfg, mb: int, dev, dtype) -> torch.Tensor:
-    """Log-probs (N, T) without grad, micro-batched."""
-    out = []
-    with torch.no_grad(), autocast(dev, dtype):
-        for s in range(0, ids.shape[0], mb):
-            lp, _ = grpo.completion_logprobs(model, ids[s:s + mb], attn[s:s + mb], t, cfg.sampling.temperature)
-            out.append(lp)
-    return torch.cat(out)  # (N, T)
-
-
-def allreduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Average gradients over ranks in one flat bucket (no-op in one process)."""
-    if not torch.distributed.is_initialized():
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce_mean(flat)
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
-
-
-def stop_run(run: RunDir, reason: str, detail: str, step: int, last_ckpt: Path | None) -> None:
-    record = {"reason": reason, "detail": detail, "step": step, "last_good_checkpoint": str(last_ckpt) if last_ckpt else None}
-    if run.is_main:
-        atomic_write_json(run.path / "stop_reason.json", record)
-        console.print(f"[bold red]stopped at step {step}: {reason}[/] ({detail}); last good checkpoint: {record['last_good_checkpoint']}")
-
-
 def main(argv: list[str]) -> int:
     cfg = parse_command(GRPOTrainConfig, argv, prog="tinyreason chess grpo")
     device = pick_device(cfg.device)
@@ -248,7 +123,7 @@ def main(argv: list[str]) -> int:
         device = torch.device("cuda", info.local_rank)
     amp = pick_dtype(cfg.dtype)
     run = RunDir(cfg.run_dir, info.is_main)
-    g, n_prompts, t_new = cfg.group_size, cfg.prompts_per_step, cfg.sampling.max_new_tokens
+    g, n_prompts = cfg.group_size, cfg.prompts_per_step
 
     # --- models, data, optimizer -------------------------------------------------------
     torch.manual_seed(cfg.seed + info.rank)
@@ -262,35 +137,22 @@ def main(argv: list[str]) -> int:
     pools = load_pools(cfg.train_data, cfg.train_split, cfg.train_limit)
     mixer = TaskMixer(pools, parse_ratio(cfg.task_ratio), cfg.seed)
     heldout = [s for ref in cfg.eval_data for s in load_samples(ref, split=cfg.eval_split, limit=cfg.eval_limit)][: cfg.eval_limit]
-    weights = reward_weights(cfg)
+    weights = reward_weights(cfg.reward_weights)
     stops = stop_token_ids(tok, cfg.sampling.stop_strings)
-    prompt_ids: dict[str, list[int]] = {}
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    n_params = count_params(model)
-    peak, peak_src = mfu.peak_flops(device, amp)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
+    n_params, n_head = count_params(model), model.lm_head.weight.numel()
+    peak, _ = mfu.peak_flops(device, amp)
 
-    # --- resume ------------------------------------------------------------------------
     start, kl_streak, last_ckpt = 0, 0, None
-    if cfg.resume and (ckpt := latest_checkpoint(run.path)) is not None:
-        state = load_state(ckpt)
-        if len(state["rng"]) != info.world_size:
-            raise UserError(f"checkpoint {ckpt} was written by {len(state['rng'])} ranks, this run has {info.world_size}")
-        load_weights(model, ckpt)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"][info.rank])
-        start, kl_streak, last_ckpt = state["step"], state["kl_streak"], ckpt
-        run.truncate_after(start)
+    if cfg.resume and (state := resume_training(run, model, optimizer, scheduler, info.rank, info.world_size)):
+        start, kl_streak, last_ckpt = state["step"], state["kl_streak"], state["path"]
         if run.is_main:
             truncate_jsonl(run.path / "samples.jsonl", start)
-        if info.is_main:
-            console.print(f"resumed from {ckpt} (step {start})")
-    elif cfg.resume and info.is_main:
-        console.print(f"--resume: no checkpoint in {run.path}/checkpoints, starting fresh")
     run.write_config(cfg)
-    writer = _trackers(cfg, run) if info.is_main else None
+    writer = trackers(cfg.tensorboard, cfg.wandb, run, cfg.model_dump(mode="json")) if info.is_main else None
     if info.is_main:
         console.print(f"GRPO: {n_params / 1e6:.1f}M params on {device} ({cfg.dtype}), {len(pools['policy'])} policy / "
                       f"{len(pools['env'])} env prompts, {g} x {n_prompts} x {info.world_size} completions per step")
@@ -301,73 +163,41 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         # 1. prompts and rollouts
         batch = mixer.batch(step, n_prompts, info.rank, info.world_size)
-        ids = [prompt_ids.setdefault(s.prompt, tok(s.prompt).input_ids) for s in batch]
-        roll = sample(model, ids, g, t_new, cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p,
-                      stop_ids=stops, pad_id=tok.pad_token_id, dtype=amp)
+        roll = sample(model, [tok(s.prompt).input_ids for s in batch], g, cfg.sampling.max_new_tokens,
+                      cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p, stop_ids=stops,
+                      pad_id=tok.pad_token_id, dtype=amp)
         t1 = time.perf_counter()
         # 2. rewards
         completions = decode_completions(tok, roll, cfg.sampling.stop_strings)
         rewards_l, parts = score_rows(batch, completions, g, weights)
         rewards = torch.tensor(rewards_l, dtype=torch.float32, device=device)  # (N,)
         t2 = time.perf_counter()
-        # 3. advantages and token weights
+        # 3. advantages, token weights, reference log-probs
         adv, zero_std = grpo.group_advantages(rewards, g, "none" if cfg.scale_rewards == "batch" else cfg.scale_rewards)
         if cfg.scale_rewards == "batch":  # std over every rank's rewards
             all_r = torch.tensor(sum(dist.all_gather_objects(rewards_l), []))
             adv = adv / (all_r.std().item() + 1e-4)
         w = grpo.token_weights(roll.completion_mask, roll.truncated, zero_std, g,
                                cfg.mask_truncated_completions, cfg.zero_std_weight)  # (N, T)
-        full_ids = torch.cat([roll.prompt_ids, roll.completion_ids], 1)  # (N, P+T)
-        full_mask = torch.cat([roll.prompt_mask, roll.completion_mask], 1)  # (N, P+T)
-        t_len = roll.completion_ids.shape[1]
-        # 4. old and reference log-probs
-        old_lp = chunked_logprobs(model, full_ids, full_mask, t_len, cfg, cfg.micro_batch_size, device, amp) \
-            if cfg.num_iterations > 1 else None
-        ref_lp = chunked_logprobs(ref_model, full_ids, full_mask, t_len, cfg, cfg.micro_batch_size, device, amp) \
-            if ref_model is not None else None
+        ref_lp = None
+        if ref_model is not None:
+            with torch.no_grad():
+                ref_lp = torch.cat([logprobs(ref_model, roll, sl, cfg, device, amp)[0] for sl in group_slices(cfg, len(batch))])
         t3 = time.perf_counter()
-        # 5. updates (normalisers global so micro-batches and ranks add up to the batch loss)
-        n_rows = full_ids.shape[0]
-        n_tok = dist.all_reduce_mean(w.sum().reshape(1).clone())[0].clamp(min=1.0).item()
-        sums = {"loss": 0.0, "tokens": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl": 0.0, "entropy": 0.0}
-        grad_norm = 0.0
-        for _ in range(cfg.num_iterations):
-            optimizer.zero_grad(set_to_none=True)
-            for s in range(0, n_rows, cfg.micro_batch_size):
-                sl = slice(s, s + cfg.micro_batch_size)
-                with autocast(device, amp):
-                    lp, ent = grpo.completion_logprobs(model, full_ids[sl], full_mask[sl], t_len,
-                                                       cfg.sampling.temperature, with_entropy=True,
-                                                       entropy_grad=cfg.entropy_coef != 0.0)
-                loss, st = grpo.grpo_loss(
-                    lp, adv[sl], w[sl], old_logp=None if old_lp is None else old_lp[sl],
-                    ref_logp=None if ref_lp is None else ref_lp[sl], beta=cfg.beta, epsilon=cfg.epsilon,
-                    epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type, max_completion_length=t_new,
-                    entropy=ent, entropy_coef=cfg.entropy_coef, num_seqs=n_rows, num_tokens=n_tok)
-                loss.backward()
-                sums["loss"] += loss.item() / cfg.num_iterations
-                for k, v in st.items():
-                    sums[k] += v.item() / cfg.num_iterations
-            allreduce_grads(params)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
-            if not (math.isfinite(sums["loss"]) and math.isfinite(grad_norm)):
-                stop = ("nonfinite", f"loss {sums['loss']}, grad norm {grad_norm}")
-                break
-            if grad_norm > cfg.safety.grad_norm_max:
-                stop = ("grad_norm_explosion", f"grad norm {grad_norm:.3g} > {cfg.safety.grad_norm_max}")
-                break
-            optimizer.step()
+        # 4. updates
+        sums, grad_norm, stop = update(model, optimizer, params, roll, adv, w, ref_lp, cfg, device, amp)
         lr_now = scheduler.get_last_lr()[0]
         if stop is None:
             scheduler.step()
         t4 = time.perf_counter()
 
-        # 6. metrics (gathered from every rank; rank 0 logs)
-        local = {"rewards": rewards_l, "parts": parts, "tasks": [batch[r // g].task for r in range(n_rows)],
+        # 5. metrics (gathered from every rank; rank 0 logs)
+        local = {"rewards": rewards_l, "parts": parts, "tasks": [batch[r // g].task for r in range(len(rewards_l))],
                  "zero_std": zero_std.tolist(), "lengths": roll.lengths.tolist(), "truncated": roll.truncated.tolist(),
-                 "sums": sums, "prompt_tokens": int(roll.prompt_mask[::g].sum()), "update_tokens": int(full_mask.sum())}
-        gathered = dist.all_gather_objects(local)
-        rec = _step_metrics(gathered, step, lr_now, grad_norm, cfg, [t0, t1, t2, t3, t4], n_params, peak, device)
+                 "sums": sums, "prompt_tokens": int(roll.prompt_mask[::g].sum())}
+        times = {"rollout": t1 - t0, "reward": t2 - t1, "ref": t3 - t2, "update": t4 - t3, "step": t4 - t0}
+        rec = step_metrics(dist.all_gather_objects(local), step, lr_now, grad_norm, times, n_params, n_head, peak,
+                           device, cfg.beta, cfg.num_iterations)
         kl_streak = kl_streak + 1 if cfg.beta != 0 and rec["kl"] > cfg.safety.kl_max else 0
         if stop is None and kl_streak >= cfg.safety.kl_patience:
             stop = ("kl_divergence", f"KL {rec['kl']:.3g} > {cfg.safety.kl_max} for {kl_streak} consecutive steps")
@@ -375,13 +205,13 @@ def main(argv: list[str]) -> int:
         if writer is not None:
             writer(rec)
         if info.is_main and cfg.log_samples_every and step % cfg.log_samples_every == 0:
-            _log_samples(run, step, batch, completions, rewards_l, parts, adv.tolist(), g, cfg.log_samples)
+            log_samples(run, step, batch, completions, rewards_l, parts, adv.tolist(), g, cfg.log_samples)
         if info.is_main and (step % 10 == 0 or step == start + 1):
             console.print(f"step {step}: reward {rec['reward_mean']:.3f}  kl {rec['kl']:.4f}  loss {rec['loss']:.4f}  "
                           f"len {rec['completion_len_mean']:.1f}  {rec['time_step']:.2f}s")
         if stop is not None:
             break
-        # 7. eval, checkpoint, budget
+        # 6. eval, checkpoint, budget
         if heldout and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             if info.is_main:
                 ev = evaluate_heldout(model, tok, heldout, cfg.eval_max_new_tokens, cfg.micro_batch_size * 2, amp)
@@ -389,13 +219,9 @@ def main(argv: list[str]) -> int:
             dist.barrier()
         out_of_time = cfg.time_budget_min is not None and time.perf_counter() - t_start > 60 * cfg.time_budget_min
         if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps or out_of_time:
-            rngs = dist.all_gather_objects(rng_state())
-            if info.is_main:
-                last_ckpt = save_checkpoint(run.path, step, model, tok, {
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs,
-                    "kl_streak": kl_streak, "data_position": mixer.position(step, n_prompts, info.world_size)},
-                    keep=cfg.keep_checkpoints)
-            dist.barrier()
+            last_ckpt = save_training(run, step, model, tok, optimizer, scheduler, {
+                "kl_streak": kl_streak, "data_position": mixer.position(step, n_prompts, info.world_size)},
+                cfg.keep_checkpoints) or last_ckpt
         if out_of_time:
             stop = ("time_budget", f"{cfg.time_budget_min} min reached")
             break
@@ -404,88 +230,71 @@ def main(argv: list[str]) -> int:
         stop_run(run, stop[0], stop[1], step, last_ckpt or latest_checkpoint(run.path))
     if info.is_main:
         plot_curves(run.path, ["reward_mean", "kl", "entropy", "completion_len_mean", "eval/policy_legal_rate",
-                               "eval/env_fen_exact_rate"],
-                    title=f"GRPO {Path(cfg.run_dir).name}")
+                               "eval/env_fen_exact_rate"], title=f"GRPO {Path(cfg.run_dir).name}")
     dist.cleanup()
-    return 1 if stop is not None and stop[0] not in ("time_budget",) else 0
+    return 1 if stop is not None and stop[0] != "time_budget" else 0
 
 
-def _step_metrics(gathered, step, lr, grad_norm, cfg, t, n_params, peak, device) -> dict:
-    rewards = np.array([r for d in gathered for r in d["rewards"]], dtype=np.float64)
-    tasks = [x for d in gathered for x in d["tasks"]]
-    parts = [p for d in gathered for p in d["parts"]]
-    lengths = np.array([x for d in gathered for x in d["lengths"]], dtype=np.float64)
-    sums = {k: sum(d["sums"][k] for d in gathered) for k in gathered[0]["sums"]}
-    tokens = max(sums["tokens"], 1.0)
-    world = len(gathered)
-    gen_tokens = float(lengths.sum())
-    prompt_tokens = sum(d["prompt_tokens"] for d in gathered)
-    upd_tokens = sum(d["update_tokens"] for d in gathered)
-    t_roll, t_reward, t_ref, t_upd, t_step = t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], t[4] - t[0]
-    infer_flops = 2 * n_params * (gen_tokens + prompt_tokens + (upd_tokens if cfg.beta else 0) +
-                                  (upd_tokens if cfg.num_iterations > 1 else 0))
-    train_flops = 6 * n_params * upd_tokens * cfg.num_iterations
-    rec = {
-        "step": step,
-        "loss": sums["loss"] / world,
-        "reward_mean": float(rewards.mean()),
-        "reward_std": float(rewards.std(ddof=1)) if len(rewards) > 1 else 0.0,
-        "frac_zero_std": float(np.mean([z for d in gathered for z in d["zero_std"]])),
-        "kl": sums["kl"] / tokens,
-        "clip_low": sums["clip_low"] / tokens,
-        "clip_high": sums["clip_high"] / tokens,
-        "clip_ratio": (sums["clip_low"] + sums["clip_high"]) / tokens,
-        "entropy": sums["entropy"] / tokens,
-        "completion_len_mean": float(lengths.mean()),
-        "completion_len_min": float(lengths.min()),
-        "completion_len_max": float(lengths.max()),
-        "frac_truncated": float(np.mean([x for d in gathered for x in d["truncated"]])),
-        "grad_norm": grad_norm,
-        "lr": lr,
-        "rollout_tok_s": gen_tokens / max(t_roll, 1e-9),
-        "update_tok_s": upd_tokens * cfg.num_iterations / max(t_upd, 1e-9),
-        "time_rollout": t_roll, "time_reward": t_reward, "time_ref_old": t_ref, "time_update": t_upd, "time_step": t_step,
-        "peak_mem_mb": mfu.peak_memory_mb(device),
-        "mfu_rollout": mfu.mfu(2 * n_params * (gen_tokens + prompt_tokens), t_roll * world, peak),
-        "mfu_update": mfu.mfu(train_flops, t_upd * world, peak),
-        "mfu": mfu.mfu(infer_flops + train_flops, t_step * world, peak),
-    }
-    for task in ("policy", "env"):
-        idx = [i for i, x in enumerate(tasks) if x == task]
-        if not idx:
-            continue
-        rec[f"reward/{task}/mean"] = float(rewards[idx].mean())
-        for name in parts[idx[0]]:
-            rec[f"reward/{task}/{name}"] = float(np.mean([parts[i][name] for i in idx]))
-    return rec
+def group_slices(cfg: GRPOTrainConfig, n_groups: int) -> list[slice]:
+    """Micro-batches as slices of groups: `micro_batch_size` rows rounded down to whole groups."""
+    per = max(1, cfg.micro_batch_size // cfg.group_size)
+    return [slice(s, min(s + per, n_groups)) for s in range(0, n_groups, per)]
 
 
-def _log_samples(run, step, batch, completions, rewards, parts, adv, g, k) -> None:
-    with open(run.path / "samples.jsonl", "a", encoding="utf-8") as f:
-        for r in range(0, len(completions), max(1, len(completions) // max(1, k)))[:k]:
-            s = batch[r // g]
-            f.write(json.dumps({"step": step, "task": s.task, "prompt": s.prompt, "completion": completions[r],
-                                "reference": s.completion, "reward": rewards[r], "advantage": adv[r],
-                                "components": parts[r]}) + "\n")
+def logprobs(model, roll: Rollout, groups: slice, cfg: GRPOTrainConfig, device, amp, with_entropy: bool = False):
+    """Completion log-probs (and entropies) (n, T) of the rows of `groups`, each prompt run once."""
+    g = roll.group_size
+    rows = slice(groups.start * g, groups.stop * g)
+    with autocast(device, amp):
+        return grouped_logprobs(model, roll.prompt_ids[rows][::g], roll.prompt_mask[rows][::g],
+                                roll.completion_ids[rows], g, cfg.sampling.temperature, with_entropy,
+                                entropy_grad=cfg.entropy_coef != 0.0)
 
 
-def _trackers(cfg: GRPOTrainConfig, run: RunDir):
-    """TensorBoard / W&B writers when enabled and installed (else None)."""
-    sinks = []
-    if cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+def update(model, optimizer, params, roll: Rollout, adv, w, ref_lp, cfg: GRPOTrainConfig, device, amp):
+    """`num_iterations` optimizer steps on one batch of rollouts.
 
-            tb = SummaryWriter(str(run.path / "tb"))
-            sinks.append(lambda r: [tb.add_scalar(k, v, r["step"]) for k, v in r.items() if isinstance(v, (int, float))])
-        except ImportError:
-            console.print("tensorboard not installed; skipping")
-    if cfg.wandb:
-        try:
-            import wandb
+    Normalisers are global, so micro-batches and ranks add up to the loss of the whole
+    batch. The first iteration's log-probs, detached, are the old log-probs of the later
+    ones (identical to a separate pass before any update). Returns the loss statistics
+    (summed, averaged over iterations), the last pre-clip gradient norm and a stop
+    (reason, detail) on non-finite values or a gradient explosion (before that update)."""
+    n_rows, mu = w.shape[0], cfg.num_iterations
+    n_tok = dist.all_reduce_mean((w > 0).sum().reshape(1).float())[0].clamp(min=1.0).item()
+    old_lp = torch.zeros_like(w) if mu > 1 else None  # (N, T)
+    sums = dict.fromkeys(("loss", "tokens", "clip_low", "clip_high", "kl", "entropy"), 0.0)
+    grad_norm, stop = 0.0, None
+    for it in range(mu):
+        optimizer.zero_grad(set_to_none=True)
+        for groups in group_slices(cfg, n_rows // roll.group_size):
+            rows = slice(groups.start * roll.group_size, groups.stop * roll.group_size)
+            lp, ent = logprobs(model, roll, groups, cfg, device, amp, with_entropy=True)  # (n, T) each
+            if old_lp is not None and it == 0:
+                old_lp[rows] = lp.detach()
+            loss, st = grpo.grpo_loss(
+                lp, adv[rows], w[rows], old_logp=None if it == 0 else old_lp[rows],
+                ref_logp=None if ref_lp is None else ref_lp[rows], beta=cfg.beta, epsilon=cfg.epsilon,
+                epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+                max_completion_length=cfg.sampling.max_new_tokens, entropy=ent, entropy_coef=cfg.entropy_coef,
+                num_seqs=n_rows, num_tokens=n_tok)
+            loss.backward()
+            sums["loss"] += loss.item() / mu
+            for k, v in st.items():
+                sums[k] += v.item() / mu
+        allreduce_grads(params)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+        if not (math.isfinite(sums["loss"]) and math.isfinite(grad_norm)):
+            return sums, grad_norm, ("nonfinite", f"loss {sums['loss']}, grad norm {grad_norm}")
+        if grad_norm > cfg.safety.grad_norm_max:
+            return sums, grad_norm, ("grad_norm_explosion", f"grad norm {grad_norm:.3g} > {cfg.safety.grad_norm_max}")
+        optimizer.step()
+    return sums, grad_norm, stop
 
-            wandb.init(project="tinyreason", dir=str(run.path), config=cfg.model_dump(mode="json"))
-            sinks.append(lambda r: wandb.log(r, step=r["step"]))
-        except ImportError:
-            console.print("wandb not installed; skipping")
-    return (lambda r: [s(r) for s in sinks]) if sinks else None
+
+def stop_run(run: RunDir, reason: str, detail: str, step: int, last_ckpt: Path | None) -> None:
+    """Write stop_reason.json (reason, detail, step, last good checkpoint) and print it."""
+    record = {"reason": reason, "detail": detail, "step": step, "last_good_checkpoint": str(last_ckpt) if last_ckpt else None}
+    if run.is_main:
+        atomic_write_json(run.path / "stop_reason.json", record)
+        console.print(f"[bold red]stopped at step {step}: {reason}[/] ({detail}); "
+                      f"last good checkpoint: {record['last_good_checkpoint']}")

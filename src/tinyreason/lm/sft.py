@@ -28,9 +28,9 @@ from tinyreason.device import autocast, pick_device, pick_dtype
 from tinyreason.errors import UserError
 from tinyreason.lm import mfu
 from tinyreason.lm.curves import plot_curves
-from tinyreason.lm.grpo_train import allreduce_grads
 from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
-from tinyreason.lm.state import latest_checkpoint, load_state, load_weights, rng_state, save_checkpoint, set_rng_state
+from tinyreason.lm.optim import allreduce_grads, lr_lambda
+from tinyreason.lm.state import resume_training, save_training
 from tinyreason.runlog import RunDir, console
 
 
@@ -187,27 +187,13 @@ def main(argv: list[str]) -> int:
     params = decay + no_decay
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.adam_betas)
-
-    def schedule(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda("cosine", cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
     n_params = count_params(model)
     peak, _ = mfu.peak_flops(device, amp)
     start = 0
-    if cfg.resume and (ckpt := latest_checkpoint(run.path)) is not None:
-        state = load_state(ckpt)
-        load_weights(model, ckpt)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"][info.rank])
+    if cfg.resume and (state := resume_training(run, model, optimizer, scheduler, info.rank, info.world_size)):
         start = state["step"]
-        run.truncate_after(start)
-        if info.is_main:
-            console.print(f"resumed from {ckpt} (step {start})")
     run.write_config(cfg)
     if info.is_main:
         console.print(f"SFT: {n_params / 1e6:.2f}M params, {len(train)} samples, {rows.per_epoch} rows/epoch on {device}")
@@ -252,11 +238,8 @@ def main(argv: list[str]) -> int:
             console.print(f"step {step}: loss {rec['loss']:.4f}" + (f"  eval {rec['eval_loss']:.4f}" if "eval_loss" in rec else ""))
         out_of_time = cfg.time_budget_min is not None and time.perf_counter() - t_start > 60 * cfg.time_budget_min
         if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps or out_of_time:
-            rngs = dist.all_gather_objects(rng_state())
-            if info.is_main:
-                save_checkpoint(run.path, step, model, tok, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "rng": rngs, "data_position": {"rows_seen": step * rows_per_step}}, keep=cfg.keep_checkpoints)
-            dist.barrier()
+            save_training(run, step, model, tok, optimizer, scheduler, {"data_position": {"rows_seen": step * rows_per_step}},
+                          cfg.keep_checkpoints)
         if out_of_time:
             break
     if info.is_main:

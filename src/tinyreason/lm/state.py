@@ -111,3 +111,40 @@ def truncate_jsonl(path: Path, step: int) -> None:
         except json.JSONDecodeError:
             pass
     atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def resume_training(run, model, optimizer, scheduler, rank: int, world_size: int) -> dict[str, Any] | None:
+    """Restore model, optimizer, scheduler and this rank's RNG from the run's latest checkpoint and
+    cut the run's metrics after its step. Returns the state (plus "path"), or None without one."""
+    from tinyreason.runlog import console
+
+    ckpt = latest_checkpoint(run.path)
+    if ckpt is None:
+        if rank == 0:
+            console.print(f"--resume: no checkpoint in {run.path}/checkpoints, starting fresh")
+        return None
+    state = load_state(ckpt)
+    if len(state["rng"]) != world_size:
+        raise UserError(f"checkpoint {ckpt} was written by {len(state['rng'])} ranks, this run has {world_size}")
+    load_weights(model, ckpt)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"][rank])
+    run.truncate_after(state["step"])
+    if rank == 0:
+        console.print(f"resumed from {ckpt} (step {state['step']})")
+    return {**state, "path": ckpt}
+
+
+def save_training(run, step: int, model, tokenizer, optimizer, scheduler, extra: dict[str, Any], keep: int) -> Path | None:
+    """Checkpoint from every rank's view: RNG states gathered, rank 0 writes, all wait.
+    Returns the checkpoint folder on rank 0 (None elsewhere)."""
+    from tinyreason import dist
+
+    rngs = dist.all_gather_objects(rng_state())
+    out = None
+    if run.is_main:
+        out = save_checkpoint(run.path, step, model, tokenizer, {
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs, **extra}, keep=keep)
+    dist.barrier()
+    return out

@@ -1,0 +1,96 @@
+"""Completion log-probs of G completions per prompt with the prompt computed once per group.
+
+A GRPO batch holds G completions of each prompt. A plain forward (TRL's) runs every
+row over prompt + completion, so each prompt is processed G times, in the forward pass,
+the backward pass and the reference model alike. Here each prompt goes through the
+network once; the G completion rows attend to its keys/values (repeated per row), and
+gradients from all G rows flow back into the one prompt pass. The math is GPT-2's
+(`GPT2LMHeadModel` modules, weights and autocast as they are); only the batching differs,
+so results equal a full forward of the concatenated sequences up to float rounding
+(tested). All tokens go through each linear layer as one flat matrix.
+
+Departure from the Hugging Face forward: dropout is never applied (GRPO trains with
+dropout off, as TRL's `disable_dropout=True`); training-mode models with dropout > 0 are
+refused rather than silently changed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tinyreason.lm.grpo import logprobs_from_logits
+
+_TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+
+
+def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
+    b, s, c = t.shape
+    return t.view(b, s, n_head, c // n_head).transpose(1, 2)  # (B, H, S, D)
+
+
+def grouped_logprobs(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    group_size: int,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    entropy_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (N, T) of `completion_ids` (N, T) after their prompts, and entropies (N, T)
+    when asked (differentiable only with `entropy_grad`).
+
+    prompt_ids/prompt_mask: (B, P) left-padded, one row per group; row r of the
+    completions answers prompt r // group_size. Padding after a completion's end is fed
+    as tokens (it only follows real tokens, so causality keeps it out of their results).
+    Logits are divided by `temperature` as in TRL. Position ids count real tokens.
+    """
+    cfg = model.config
+    if model.training and max(cfg.attn_pdrop, cfg.resid_pdrop, cfg.embd_pdrop) > 0:
+        raise ValueError("grouped_logprobs applies no dropout: call model.eval() (GRPO trains with dropout off)")
+    tr = model.transformer
+    b, p = prompt_ids.shape
+    n, t = completion_ids.shape
+    g, c, nh = group_size, cfg.n_embd, cfg.n_head
+    if n != b * g:
+        raise ValueError(f"{n} completion rows for {b} prompts x group size {g}")
+    dev = prompt_ids.device
+    n_real = prompt_mask.sum(-1)  # (B,)
+    p_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P)
+    c_pos = n_real.repeat_interleave(g)[:, None] + torch.arange(t, device=dev)[None, :]  # (N, T)
+    x = torch.cat([(tr.wte(prompt_ids) + tr.wpe(p_pos)).reshape(b * p, c),
+                   (tr.wte(completion_ids) + tr.wpe(c_pos)).reshape(n * t, c)])  # (B*P + N*T, C)
+
+    # prompt rows: causal over real prompt tokens (a query always sees itself: no empty softmax on padding)
+    ar_p, ar_t = torch.arange(p, device=dev), torch.arange(t, device=dev)
+    pm = prompt_mask.bool()
+    mask_p = (pm[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | (ar_p[None, :] == ar_p[:, None])  # (B, 1, P, P)
+    # completion rows: their prompt's real tokens, then causal over the completion
+    mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
+                        (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T, P+T)
+    act = (lambda h: F.gelu(h, approximate="tanh")) if cfg.activation_function in _TANH_GELUS else None
+
+    for i, blk in enumerate(tr.h):
+        scale = (c // nh) ** -0.5 if cfg.scale_attn_weights else 1.0
+        if cfg.scale_attn_by_inverse_layer_idx:
+            scale /= float(i + 1)
+        qkv = blk.attn.c_attn(blk.ln_1(x))  # (B*P + N*T, 3C)
+        q, k, v = qkv.split(c, dim=-1)
+        qp, kp, vp = (_heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
+        qc, kc, vc = (_heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
+        ap = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask_p, scale=scale)  # (B, H, P, D)
+        k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T, D)
+        v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T, D)
+        ac = F.scaled_dot_product_attention(qc, k_all, v_all, attn_mask=mask_c, scale=scale)  # (N, H, T, D)
+        a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T, C)
+        x = x + blk.attn.c_proj(a)
+        h = blk.mlp.c_fc(blk.ln_2(x))
+        x = x + blk.mlp.c_proj(act(h) if act is not None else blk.mlp.act(h))
+
+    # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1
+    last_p = x[: b * p].view(b, p, c)[:, -1].repeat_interleave(g, 0)[:, None]  # (N, 1, C)
+    h = torch.cat([last_p, x[b * p:].view(n, t, c)[:, :-1]], dim=1)  # (N, T, C)
+    logits = model.lm_head(tr.ln_f(h))  # (N, T, V)
+    return logprobs_from_logits(logits, completion_ids, temperature, with_entropy, entropy_grad)

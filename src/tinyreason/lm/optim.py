@@ -1,0 +1,42 @@
+"""Optimizer pieces shared by the SFT and GRPO trainers: LR schedule and gradient all-reduce."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from tinyreason import dist
+
+
+def lr_lambda(schedule: str, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
+    """LR multiplier per scheduler step: linear warmup, then constant, linear or cosine decay to
+    `min_lr_ratio` at `max_steps`."""
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        frac = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+        decay = 1 - frac if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * frac))
+        return min_lr_ratio + (1 - min_lr_ratio) * decay
+    return f
+
+
+def allreduce_grads(params: list[torch.nn.Parameter]) -> None:
+    """Average gradients over ranks in one flat bucket (no-op in one process).
+
+    Done by hand instead of wrapping the model in DDP: the trainers run forward passes
+    that are not the module's own (`grouped_logprobs`, the sampler), which DDP's
+    forward hooks would not see."""
+    if not torch.distributed.is_initialized():
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numel,)
+    dist.all_reduce_mean(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n

@@ -1,0 +1,52 @@
+"""Shared-prompt forward: equals a plain forward of each prompt+completion row (values and gradients)."""
+
+import pytest
+import torch
+
+from tinyreason.lm import grpo
+from tinyreason.lm.grouped import grouped_logprobs
+from tinyreason.lm.model import random_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model(None, seed=2, vocab_size=23, n_layer=2, n_embd=32, n_head=4, n_positions=64).eval()
+
+
+def _batch(b=3, g=2, p=7, t=5):
+    gen = torch.Generator().manual_seed(0)
+    prompt_ids = torch.randint(0, 23, (b, p), generator=gen)
+    prompt_mask = torch.ones(b, p, dtype=torch.long)
+    prompt_mask[1, :3] = 0  # left padding of different lengths
+    prompt_mask[2, :1] = 0
+    completion_ids = torch.randint(0, 23, (b * g, t), generator=gen)
+    completion_mask = torch.ones(b * g, t, dtype=torch.long)
+    completion_mask[0, 3:] = 0  # a completion that stopped early
+    return prompt_ids, prompt_mask, completion_ids, completion_mask
+
+
+def test_grouped_equals_plain_forward_values_and_gradients(model):
+    pid, pm, cid, cm = _batch()
+    g, t = 2, cid.shape[1]
+    ids = torch.cat([pid.repeat_interleave(g, 0), cid], 1)
+    attn = torch.cat([pm.repeat_interleave(g, 0), cm], 1)
+    m = cm.bool()
+    lp_ref, ent_ref = grpo.completion_logprobs(model, ids, attn, t, 0.7, with_entropy=True)
+    lp, ent = grouped_logprobs(model, pid, pm, cid, g, 0.7, with_entropy=True)
+    assert torch.allclose(lp[m], lp_ref[m], atol=1e-5) and torch.allclose(ent[m], ent_ref[m], atol=1e-5)
+
+    w = model.transformer.h[0].attn.c_attn.weight
+    model.zero_grad()
+    lp_ref[m].sum().backward()
+    g_ref = w.grad.clone()
+    model.zero_grad()
+    lp[m].sum().backward()
+    assert torch.allclose(w.grad, g_ref, atol=1e-5)
+    model.zero_grad()
+
+
+def test_grouped_refuses_dropout_in_training_mode():
+    m = random_model(None, vocab_size=11, n_layer=1, n_embd=16, n_head=2, n_positions=16).train()
+    with pytest.raises(ValueError, match="dropout"):
+        grouped_logprobs(m, torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long),
+                         torch.zeros(2, 2, dtype=torch.long), 2)
