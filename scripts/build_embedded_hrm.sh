@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the embedded HRM checkpoints src/tinyreason/embedded/hrm-sudoku-tiny/ from scratch:
-# generate easy sudoku, train (configs/hrm/train_sudoku_tiny.yaml), keep the 4 checkpoints of the run,
-# ship the held-out evaluation data beside them and measure the figures of the model card
+# generate sudoku, train (configs/hrm/train_sudoku_tiny.yaml), keep the 4 checkpoints of the run,
+# ship held-out easy puzzles beside them and measure the figures of the model card
 # (compare table, ensembles beside their members, halting benchmark).
 # About 15-20 minutes on 2 shared CPU cores. Usage: scripts/build_embedded_hrm.sh [PYTHON]
 set -euo pipefail
@@ -16,11 +16,12 @@ export HF_HUB_OFFLINE=1
 rm -rf "$B"; mkdir -p "$B"
 START=$(date +%s)
 
-# Training puzzles (unique solutions, 72 givens) and 200 test puzzles, from one seed.
+# Training puzzles: 20,000 with unique solutions and 72 givens (9 blanks), plus 200 test puzzles
+# for the evaluations during training, from one seed.
 $TR hrm build sudoku --out "$B/data-train" --generate 20000 --generate-test 200 --givens 72 --seed 0
-# 256 further puzzles from another seed: never seen in training, shipped as the `train` split of
-# the embedded data so ensemble weights / stackers have a held-out split to be fitted on.
-$TR hrm build sudoku --out "$B/data-val" --generate 256 --generate-test 1 --givens 72 --seed 1
+# The shipped data, from another seed: easy puzzles (77 givens, 4 blanks), never trained on:
+# `test` (200) for the figures, `train` (256) as the held-out split for ensemble weights / stackers.
+$TR hrm build sudoku --out "$B/data-easy" --generate 256 --generate-test 200 --givens 77 --seed 1
 
 T0=$(date +%s)
 $TR hrm train --config configs/hrm/train_sudoku_tiny.yaml
@@ -28,9 +29,9 @@ echo "$(( $(date +%s) - T0 ))" > "$B/train_seconds.txt"
 
 rm -rf "$DEST"; mkdir -p "$DEST/data/train" "$DEST/data/test"
 cp "$B"/run/step_* "$B/run/all_config.yaml" "$B/run/metrics.jsonl" "$B/run/training_curves.png" "$DEST/"
-cp "$B/data-train/identifiers.json" "$DEST/data/"
-cp "$B"/data-train/test/* "$DEST/data/test/"
-cp "$B"/data-val/train/* "$DEST/data/train/"
+cp "$B/data-easy/identifiers.json" "$DEST/data/"
+cp "$B"/data-easy/test/* "$DEST/data/test/"
+cp "$B"/data-easy/train/* "$DEST/data/train/"
 
 DATA="embedded:$NAME/data"
 $TR hrm compare --checkpoints "embedded:$NAME" --data "$DATA" --out "$B/compare.json"

@@ -14,29 +14,37 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 ROWS = (("solve_rate", "solve rate (verifier)"), ("exact_accuracy", "exact accuracy"), ("accuracy", "token accuracy"),
         ("blank_accuracy", "blank-cell accuracy"), ("average_steps", "ACT steps"), ("step_efficiency", "step efficiency"),
         ("q_halt_accuracy", "q-halt accuracy"), ("q_halt_precision", "P(exact | q_halt>0)"), ("lm_loss", "lm loss"),
         ("puzzles_per_second", "puzzles / s (2 CPU cores, shared)"))
-GIVENS = 72
 
 
 def short(name: str) -> str:
     return name.split("/")[-1]
 
 
-def table(results: dict[str, dict], rows=ROWS) -> list[str]:
+def table(results: dict[str, dict], givens: int, rows=ROWS) -> list[str]:
     """Markdown table, metrics as rows, one column per model."""
-    for agg in results.values():  # token accuracy on the 81 - GIVENS blanks (givens are copied)
+    for agg in results.values():  # token accuracy on the 81 - givens blanks (givens are copied)
         if "accuracy" in agg:
-            agg["blank_accuracy"] = (agg["accuracy"] - GIVENS / 81) / (1 - GIVENS / 81)
+            agg["blank_accuracy"] = (agg["accuracy"] - givens / 81) / (1 - givens / 81)
     lines = ["| metric | " + " | ".join(short(n) for n in results) + " |", "|---|" + "---|" * len(results)]
     for key, label in rows:
         cells = [results[n].get(key) for n in results]
         lines.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in cells) + " |")
     return lines
+
+
+def count_givens(split_dir: Path) -> int:
+    """Givens per puzzle of a generated sudoku split (token 1 = blank cell); one count expected."""
+    counts = (np.load(split_dir / "all__inputs.npy") > 1).sum(1)
+    if counts.min() != counts.max():
+        raise SystemExit(f"{split_dir}: puzzles have {counts.min()}..{counts.max()} givens; the card assumes one count")
+    return int(counts[0])
 
 
 def main(build: str, dest: str) -> None:
@@ -49,6 +57,8 @@ def main(build: str, dest: str) -> None:
     arch = cfg["arch"]
     names = list(comp)
     test = json.loads((dest_dir / "data/test/dataset.json").read_text())
+    givens = count_givens(dest_dir / "data/test")
+    train_givens = count_givens(build_dir / "data-train/test")
     n_test = comp[names[-1]]["total_puzzles"]
     sizes = sum(p.stat().st_size for p in dest_dir.glob("step_*"))
     halting = (build_dir / "halting.txt").read_text().strip() if (build_dir / "halting.txt").is_file() else "(not measured)"
@@ -61,14 +71,14 @@ def main(build: str, dest: str) -> None:
         note = f" Fitted weights: {[round(w, 3) for w in weights]}." if weights else ""
         ens_lines += [f"### `{strategy}` of {', '.join(short(n) for n in list(members)[:-1])}", "",
                       f"Fitted on the held-out `train` split of `data/` (puzzles never trained on).{note}", ""]
-        ens_lines += table(members, ROWS[:4] + ROWS[6:7]) + [""]
+        ens_lines += table(members, givens, ROWS[:4] + ROWS[6:7]) + [""]
     best = max(names, key=lambda n: (comp[n]["solve_rate"], comp[n].get("step") or 0))
     card = f"""# {name}
 
 A tiny HRM (Hierarchical Reasoning Model, official ACT v1 architecture and checkpoint format)
-trained from scratch on easy 9x9 sudoku, shipped so that `eval`, `compare`, `analyze` and
+trained from scratch on 9x9 sudoku, shipped so that `eval`, `compare`, `analyze` and
 `ensemble` have real checkpoints to work on offline. A demonstration model for easy puzzles
-(72 givens), not a general sudoku solver.
+({givens} givens), not a general sudoku solver.
 
 - Checkpoints: {", ".join(short(n) for n in names)} of one run ({sizes / 1e6:.1f} MB in all), plain state
   dicts with the official keys (`_orig_mod.model.inner.…`), `all_config.yaml` in the official layout.
@@ -77,23 +87,25 @@ trained from scratch on easy 9x9 sudoku, shipped so that `eval`, `compare`, `ana
   puzzle_emb_ndim {arch["puzzle_emb_ndim"]}, forward dtype {arch["forward_dtype"]}, loss {arch["loss"]["loss_type"]}.
 - Training: `configs/hrm/train_sudoku_tiny.yaml` with `tinyreason hrm train` (AdamW lr {cfg["lr"]}, weight decay
   {cfg["weight_decay"]}, warmup {cfg["lr_warmup_steps"]}, cosine to {cfg["lr_min_ratio"]}x, batch {cfg["global_batch_size"]}, {short(names[-1]).removeprefix("step_")} steps) on 20,000
-  generated puzzles with unique solutions and {GIVENS} givens ({81 - GIVENS} blanks), one torch thread on 2 shared
-  CPU cores: {"not measured" if train_s is None else f"{train_s / 60:.1f} minutes of training wall time"}. Curves: `training_curves.png`; log: `metrics.jsonl`.
+  generated puzzles with unique solutions and {train_givens} givens ({81 - train_givens} blanks), one torch thread on 2 shared
+  CPU cores: {"not measured" if train_s is None else f"{train_s / 60:.1f} minutes of training wall time"}. Curves: `training_curves.png`; log: `metrics.jsonl`
+  (its `eval/*` rows: 200 held-out puzzles of the training kind).
 - Departures from the official sudoku recipe (lr 1e-4, batch 768, weight decay 1.0, a far larger
   model and far longer training) are listed, with the short runs that chose them, in the config's comments.
-- Data (`data/`): `test` = {n_test} held-out puzzles from the training generator run (seq_len {test["seq_len"]},
-  vocab {test["vocab_size"]}); `train` = 256 puzzles from another seed, never trained on, kept as the held-out
-  split for fitting ensemble weights and stackers.
+- Data (`data/`), all easy puzzles ({givens} givens, {81 - givens} blanks) from another generator seed, never trained
+  on: `test` = {n_test} puzzles for the figures below (seq_len {test["seq_len"]}, vocab {test["vocab_size"]}); `train` = 256
+  puzzles kept as the held-out split for fitting ensemble weights and stackers. Trained on harder
+  puzzles because {train_givens} givens teach faster than {givens} (more blanks, more signal per puzzle).
 - Rebuild: `scripts/build_embedded_hrm.sh` (data, training, every figure of this card).
 
 ## Figures on `data/test` (`tinyreason hrm compare`, fixed halting)
 
-{chr(10).join(table(comp))}
+{chr(10).join(table(comp, givens))}
 
 Solve rate counts any valid completion (sudoku verifier); exact accuracy needs the stored
 solution (the same here, since the puzzles have unique solutions). Token accuracy counts all
-81 cells, {100 * GIVENS / 81:.1f}% of which are givens to copy; blank-cell accuracy is the share of the
-{81 - GIVENS} blanks filled right. Best solve rate: `{short(best)}` ({comp[best]["solve_rate"]:.3f}).
+81 cells, {100 * givens / 81:.1f}% of which are givens to copy; blank-cell accuracy is the share of the
+{81 - givens} blanks filled right. Best solve rate: `{short(best)}` ({comp[best]["solve_rate"]:.3f}).
 
 ## Ensembles beside their members (`tinyreason hrm ensemble`, on `data/test`)
 

@@ -232,6 +232,8 @@ def print_table(results: dict, rows: list[dict], show: int = 3) -> None:
     table.add_column("value", justify="right")
     for task in ("policy", "env", "mate_in_one"):
         for key, value in results.get(task, {}).items():
+            if key == "cp_loss_note" and value is None:
+                continue
             if value is None or isinstance(value, str):
                 value = "n/a" if value is None else value
             elif isinstance(value, float):
