@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
 
     from tinyreason import cli
     from tinyreason.fileio import atomic_write_json
-    from tinyreason.lm.model import EMBEDDED_DIR
+    from tinyreason.hub import EMBEDDED_DIR
     from tinyreason.lm.state import latest_checkpoint
     from tinyreason.runlog import console
 

@@ -78,3 +78,4 @@ def test_pool_cache_and_threads(stockfish_path):
 def test_a_binary_that_is_not_a_uci_engine_is_a_user_error():
     with pytest.raises(UserError, match="cannot start Stockfish '/bin/true'"):
         Engine("/bin/true")
+

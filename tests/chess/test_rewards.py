@@ -180,3 +180,21 @@ def test_shared_pool_when_no_engine_is_passed_and_the_process_still_exits(stockf
     env = {**os.environ, "STOCKFISH": stockfish_path}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0 and proc.stdout.split() == ["[1.0,", "0.0]", "True", "1"], proc.stderr
+
+
+@pytest.mark.slow  # a fresh interpreter, one engine
+def test_configured_shared_pool_uses_the_configured_engine(stockfish_path):
+    # `chess grpo` passes its `stockfish`/`engine_nodes`/`engine_workers` settings this way;
+    # nothing starts until a reward needs the engine, and later configuration is refused.
+    code = (
+        "import os; os.environ.pop('STOCKFISH', None); os.environ['PATH'] = ''\n"
+        "from tinyreason.chess.engine import configure_shared_pool, shared_pool\n"
+        "from tinyreason.chess import engine\n"
+        f"configure_shared_pool({stockfish_path!r}, size=1, nodes=321)\n"
+        "assert engine._shared is None\n"
+        "pool = shared_pool()\n"
+        "print(len(pool._engines), pool.limit.nodes)\n"
+        "try:\n    configure_shared_pool('/elsewhere')\nexcept RuntimeError:\n    print('refused')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["1", "321", "refused"], proc.stderr

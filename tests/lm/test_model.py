@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from tinyreason import hub
 from tinyreason.errors import UserError
-from tinyreason.lm import model as lm_model
 from tinyreason.lm.model import load_model, random_model, save_model, train_char_tokenizer
 
 
@@ -28,7 +28,7 @@ def test_char_tokenizer_roundtrip_and_reload(tmp_path):
 def test_embedded_and_missing_refs(tmp_path, monkeypatch):
     tok = train_char_tokenizer(["abc"])
     save_model(random_model(tok, n_layer=1, n_embd=16, n_head=2, n_positions=16), tok, tmp_path / "emb" / "tiny")
-    monkeypatch.setattr(lm_model, "EMBEDDED_DIR", tmp_path / "emb")
+    monkeypatch.setattr(hub, "EMBEDDED_DIR", tmp_path / "emb")
     model, tok2 = load_model("embedded:tiny", device="cpu")
     assert model.config.n_layer == 1 and len(tok2) == len(tok)
     with pytest.raises(UserError, match="no embedded model 'nope'"):

@@ -197,9 +197,22 @@ class EnginePool:
 
 _shared: EnginePool | None = None
 _shared_lock = threading.Lock()
+_shared_settings: dict = {"path": None, "size": 2, "nodes": 20000}
 
 
-def shared_pool(path: str | None = None, size: int = 2, nodes: int = 20000) -> EnginePool:
+def configure_shared_pool(path: str | None = None, size: int = 2, nodes: int = 20000) -> None:
+    """Settings the shared pool is started with on first use (e.g. from a GRPO config).
+
+    Nothing is started here, so a run whose references carry Stockfish's candidates never
+    needs the binary.
+    """
+    with _shared_lock:
+        if _shared is not None:
+            raise RuntimeError("the shared engine pool is already running; configure it before first use")
+        _shared_settings.update(path=path, size=size, nodes=nodes)
+
+
+def shared_pool(path: str | None = None, size: int | None = None, nodes: int | None = None) -> EnginePool:
     """The process-wide pool used by rewards when no `engine` is passed.
 
     It is closed when the main thread finishes. `atexit` would be too late: the interpreter
@@ -209,7 +222,9 @@ def shared_pool(path: str | None = None, size: int = 2, nodes: int = 20000) -> E
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = pool = EnginePool(path, size=size, nodes=nodes)
+            settings = dict(_shared_settings)
+            settings.update({k: v for k, v in (("path", path), ("size", size), ("nodes", nodes)) if v is not None})
+            _shared = pool = EnginePool(settings["path"], size=settings["size"], nodes=settings["nodes"])
 
             def close_after_main() -> None:
                 threading.main_thread().join()

@@ -34,6 +34,7 @@ from tinyreason.fileio import atomic_write_json
 from tinyreason.lm import grpo, mfu
 from tinyreason.lm.curves import plot_curves
 from tinyreason.lm.grouped import grouped_logprobs
+from tinyreason.chess.engine import configure_shared_pool
 from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, reward_weights, score_rows
 from tinyreason.lm.grpo_metrics import log_samples, step_metrics, trackers
 from tinyreason.lm.heldout import evaluate_heldout
@@ -91,6 +92,9 @@ class GRPOTrainConfig(StrictModel):
     zero_std_weight: float = Field(1.0, ge=0.0, description="loss weight of tied groups: 1 keep (TRL), 0 skip")
     entropy_coef: float = 0.0
     reward_weights: dict[str, dict[str, float]] = Field(default_factory=dict, description="per task, over the defaults")
+    stockfish: str | None = Field(None, description="Stockfish for live rewards when a reference lacks candidates (default: $STOCKFISH, PATH, /usr/games)")
+    engine_nodes: int = Field(20000, ge=1, description="node limit of live Stockfish rewards")
+    engine_workers: int = Field(2, ge=1, description="Stockfish processes for live rewards (started on first use)")
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     max_steps: int = Field(100, ge=1)
     time_budget_min: float | None = None
@@ -138,6 +142,7 @@ def main(argv: list[str]) -> int:
     mixer = TaskMixer(pools, parse_ratio(cfg.task_ratio), cfg.seed)
     heldout = [s for ref in cfg.eval_data for s in load_samples(ref, split=cfg.eval_split, limit=cfg.eval_limit)][: cfg.eval_limit]
     weights = reward_weights(cfg.reward_weights)
+    configure_shared_pool(cfg.stockfish, size=cfg.engine_workers, nodes=cfg.engine_nodes)
     stops = stop_token_ids(tok, cfg.sampling.stop_strings)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)

@@ -25,7 +25,6 @@ from transformers.utils import logging as _hf_logging
 
 _hf_logging.disable_progress_bar()  # per-shard bars on every checkpoint are noise in training logs
 
-EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "embedded"
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
@@ -33,17 +32,9 @@ UNK_TOKEN = "<unk>"
 
 def resolve_model_dir(ref: str | os.PathLike) -> Path:
     """Local folder for `ref`: a folder, `embedded:<name>` (shipped with the package) or a Hub id."""
-    ref_s = str(ref)
-    if ref_s.startswith("embedded:"):
-        name = ref_s.split(":", 1)[1]
-        path = EMBEDDED_DIR / name
-        if not path.is_dir():
-            have = sorted(p.name for p in EMBEDDED_DIR.iterdir()) if EMBEDDED_DIR.is_dir() else []
-            raise UserError(f"no embedded model '{name}' (available: {', '.join(have) or 'none'})")
-        return path
-    path = resolve(ref_s)
+    path = resolve(ref)
     if not path.is_dir():
-        raise UserError(f"model reference '{ref_s}' is a file; pass the folder holding config.json")
+        raise UserError(f"model reference '{ref}' is a file; pass the folder holding config.json")
     return path
 
 
