@@ -44,7 +44,7 @@ def summary(out: Path, card: Path) -> None:
     ens = json.loads((out / "ensemble.json").read_text())
     analysis = json.loads((out / "analysis" / "analysis.json").read_text())
     members = {m["name"] for m in ens["members"]}
-    rows = {name.split("/")[-1] + (" (ensemble member)" if name in members else ""): agg for name, agg in comp.items()}
+    rows = {name.split("/")[-1] + (" (member)" if name in members else ""): agg for name, agg in comp.items()}
     rows[f"ensemble: {ens['checkpoint']['strategy']} of {len(members)}"] = ens["aggregate_metrics"]
     table = Table(title=f"HRM demo summary: {NAME} on its {comp[next(iter(comp))]['total_puzzles']} held-out puzzles")
     for col in ("model", "solve rate", "token acc", "q-halt acc", "ACT steps"):

@@ -19,7 +19,7 @@ import yaml
 
 ROWS = (("solve_rate", "solve rate (verifier)"), ("exact_accuracy", "exact accuracy"), ("accuracy", "token accuracy"),
         ("blank_accuracy", "blank-cell accuracy"), ("average_steps", "ACT steps"), ("step_efficiency", "step efficiency"),
-        ("q_halt_accuracy", "q-halt accuracy"), ("q_halt_precision", "P(exact | q_halt>0)"), ("lm_loss", "lm loss"),
+        ("q_halt_accuracy", "q-halt accuracy"), ("q_halt_precision", "P(exact \\| q_halt > 0)"), ("lm_loss", "lm loss"),
         ("puzzles_per_second", "puzzles / s (2 CPU cores, shared)"))
 
 
@@ -35,7 +35,7 @@ def table(results: dict[str, dict], givens: int, rows=ROWS) -> list[str]:
     lines = ["| metric | " + " | ".join(short(n) for n in results) + " |", "|---|" + "---|" * len(results)]
     for key, label in rows:
         cells = [results[n].get(key) for n in results]
-        lines.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in cells) + " |")
+        lines.append(f"| {label} | " + " | ".join("-" if v is None or v != v else f"{v:.4g}" for v in cells) + " |")
     return lines
 
 
@@ -105,7 +105,8 @@ trained from scratch on 9x9 sudoku, shipped so that `eval`, `compare`, `analyze`
 Solve rate counts any valid completion (sudoku verifier); exact accuracy needs the stored
 solution (the same here, since the puzzles have unique solutions). Token accuracy counts all
 81 cells, {100 * givens / 81:.1f}% of which are givens to copy; blank-cell accuracy is the share of the
-{81 - givens} blanks filled right. Best solve rate: `{short(best)}` ({comp[best]["solve_rate"]:.3f}).
+{81 - givens} blanks filled right. "-": no puzzle got q_halt > 0 (the Q head is never sure of a whole
+answer; adaptive halting uses q_halt > q_continue, see below). Best solve rate: `{short(best)}` ({comp[best]["solve_rate"]:.3f}).
 
 ## Ensembles beside their members (`tinyreason hrm ensemble`, on `data/test`)
 

@@ -108,8 +108,11 @@ def test_verifier_counts_a_different_valid_sudoku_as_solved(fixtures):
 def test_embedded_checkpoint_evaluates_by_name(tmp_path, capsys):
     out = tmp_path / "emb.json"
     assert cli(["hrm", "eval", "--checkpoint", "embedded:hrm-sudoku-tiny", "--data", "embedded:hrm-sudoku-tiny/data",
-                "--limit", "8", "--out", str(out), "--halt", "adaptive"]) == 0
-    report = json.loads(out.read_text())
-    assert report["aggregate_metrics"]["total_puzzles"] == 8 and report["aggregate_metrics"]["accuracy"] > 0.9
+                "--limit", "32", "--out", str(out), "--halt", "adaptive"]) == 0
+    agg = json.loads(out.read_text())["aggregate_metrics"]
+    assert agg["total_puzzles"] == 32
+    # Easy puzzles (77 givens, 4 blanks): copying the givens alone scores 77/81 = 0.951 and solves none;
+    # the shipped model fills most blanks and solves a good share (model card: ~0.4 on all 200).
+    assert agg["accuracy"] > (77 + 0.6 * 4) / 81 and agg["solve_rate"] >= 0.2
     assert cli(["hrm", "eval", "--checkpoint", "embedded:nope", "--data", "x"]) == 2
     assert "no embedded model 'nope'" in capsys.readouterr().err

@@ -60,6 +60,25 @@ def test_shared_prefill_equals_per_row_prefill(tiny):
     assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5)
 
 
+def test_shared_prefix_attention_with_dropped_rows_equals_per_row_cache(tiny):
+    """Shared-prefix decode (one prompt K/V copy per group) with rows and whole groups dropped
+    mid-generation gives the per-row-cache result: same tokens, same log-probs."""
+    model, tok = tiny
+    stops = stop_token_ids(tok, ["e", "4"])
+    prompts = [tok(p).input_ids for p in ("P: rnbqkbnr", "A: +", "P: 8/8 w", "A: k+e2")]  # left padding
+    runs = []
+    for share in (True, False):
+        torch.manual_seed(7)
+        runs.append(sample(model, prompts, 3, 15, 1.0, stop_ids=stops, pad_id=tok.pad_token_id,
+                           share_prefix=share, compact_fraction=0.01))
+    a, b = runs
+    assert len(set(a.lengths.tolist())) > 2  # rows finished at different steps: groups were split
+    assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.truncated, b.truncated)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5)
+    m = a.completion_mask.bool()
+    assert torch.allclose(a.logprobs[m], _full_logprobs(model, a, 1.0)[m], atol=1e-5)
+
+
 def test_stop_tokens_masks_and_truncation(tiny):
     model, tok = tiny
     # every token stops: each completion is exactly one token long and complete

@@ -28,7 +28,7 @@ from tinyreason.config import StrictModel, parse_command
 from tinyreason.device import DeviceName, DtypeName, pick_device, pick_dtype
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json, atomic_write_text
-from tinyreason.runlog import console
+from tinyreason.runlog import console, make_progress
 
 CP_CLIP = 1000  # centipawns: evals are clipped to +-10 pawns before differencing (as lichess)
 
@@ -110,8 +110,6 @@ def generate(model, tokenizer, prompts: Sequence[str], cfg: EvalConfig) -> list[
     n_pos = model.config.n_positions
     out = [""] * len(prompts)
     model.eval()
-    from tinyreason.runlog import make_progress
-
     with make_progress() as bar:
         task = bar.add_task("generate", total=len(prompts), info="")
         for start in range(0, len(order), cfg.batch_size):

@@ -51,19 +51,23 @@ def bar_chart(table: dict[str, dict], path: str | Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     names = list(table)
+    parents = {n.rsplit("/", 1)[0] for n in names if "/" in n}
+    labels = [n.rsplit("/", 1)[-1] for n in names] if len(parents) == 1 and all("/" in n for n in names) else names
+    if labels is not names:
+        title = f"{title}: {parents.pop()}"
     x = np.arange(len(names))
     width = 0.8 / len(CHART_METRICS)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(7, 1.6 * len(names) + 4), 4), gridspec_kw={"width_ratios": [3, 1]})
     for j, (key, label) in enumerate(CHART_METRICS):
         vals = [table[n].get(key, np.nan) for n in names]
         ax.bar(x + (j - (len(CHART_METRICS) - 1) / 2) * width, vals, width, label=label)
-    ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.18)  # room for the legend above the bars
     ax.set_ylabel("fraction")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=len(CHART_METRICS), loc="upper center")
     ax.set_title(title, fontsize=10)
     ax2.bar(x, [table[n].get("average_steps", np.nan) for n in names], color="grey")
-    ax2.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    ax2.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
     ax2.set_title("ACT steps", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

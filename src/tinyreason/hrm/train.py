@@ -121,8 +121,9 @@ def reduce_metrics(metrics: dict[str, torch.Tensor], global_batch_size: int) -> 
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(values)
     raw = dict(zip(keys, values.tolist()))
-    count = max(raw["count"], 1.0)
-    return {f"train/{k}": v / (global_batch_size if k.endswith("loss") else count) for k, v in raw.items() if k != "count"}
+    count = raw.pop("count")
+    # A step where no row halted has no accuracy / steps to report (not 0): only its losses.
+    return {f"train/{k}": v / (global_batch_size if k.endswith("loss") else count) for k, v in raw.items() if k.endswith("loss") or count > 0}
 
 
 def main(argv: list[str]) -> int:
@@ -193,7 +194,7 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
             record = reduce_metrics(metrics, cfg.global_batch_size)
             if step % cfg.log_every == 0 or step == total:
                 rundir.log({"step": step, "epoch": epoch, "lr": cfg.lr * factor, **record})
-                bar.update(task, completed=step, info=f"lm {record['train/lm_loss']:.3f} acc {record['train/accuracy']:.3f}")
+                bar.update(task, completed=step, info=f"lm {record['train/lm_loss']:.3f} acc {record.get('train/accuracy', float('nan')):.3f}")
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
                 per = run_eval(model, test, loss_type=arch.loss.loss_type, limit=cfg.eval_limit, show_progress=False)
                 agg = aggregate(per, arch.halt_max_steps)
@@ -223,7 +224,7 @@ def plot_curves(run: Path) -> None:
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for key, ax in (("train/lm_loss", ax1), ("train/q_halt_loss", ax1), ("train/accuracy", ax2), ("train/exact_accuracy", ax2),
-                    ("eval/exact_accuracy", ax2), ("eval/solve_rate", ax2)):
+                    ("eval/accuracy", ax2), ("eval/exact_accuracy", ax2), ("eval/solve_rate", ax2)):
         pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if pts:
             ax.plot(*np.array(pts).T, label=key, marker="." if key.startswith("eval") else None)
