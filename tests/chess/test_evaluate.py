@@ -96,7 +96,8 @@ def test_reformat_policy_prompts(fixtures):
 
 @pytest.mark.slow
 def test_embedded_model_loads_by_name_and_evaluates(tmp_path):
-    from tinyreason.lm.model import EMBEDDED_DIR, load_model
+    from tinyreason.hub import EMBEDDED_DIR
+    from tinyreason.lm.model import load_model
 
     model, tok = load_model("embedded:rookworld-tiny", device="cpu")
     assert model.config.model_type == "gpt2" and 1e6 < sum(p.numel() for p in model.parameters()) < 2e7

@@ -4,10 +4,10 @@ Why not `model.generate`: rollouts need G completions per prompt, the log-prob o
 sampled token, and masks, as fast as possible on a CPU. This sampler
 - prefills each distinct prompt once and keeps one copy of its K/V for its G completions:
   in decoding the G queries of a group attend to that copy together (shared-prefix
-  attention, `_Prefix`) and to their own generated K/V,
+  attention, `tinyreason.lm.shared_prefix`) and to their own generated K/V,
 - keeps a static, preallocated KV cache written in place and runs the GPT-2 blocks
   directly (no per-step cache objects, mask builders or logits processors; fused
-  tanh-GELU; decode attention as two batched matmuls over the contiguous cache),
+  tanh-GELU; decode attention as batched matmuls, no SDPA mask per step),
 - with bf16, keeps a cached bf16 copy of the weights in oneDNN's fast layout,
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.errors import UserError
+from tinyreason.lm.shared_prefix import SharedPrefix
 
 
 @dataclass
@@ -167,14 +168,14 @@ class _GPT2:
         return [(torch.zeros(shape, dtype=kv_dtype, device=device), torch.zeros(shape, dtype=kv_dtype, device=device))
                 for _ in self.layers]
 
-    def forward(self, ids, pos, cache, start: int, key_ok, prefix: "_Prefix | None" = None) -> torch.Tensor:
+    def forward(self, ids, pos, cache, start: int, key_ok, prefix: SharedPrefix | None = None) -> torch.Tensor:
         """Logits (N, V) float32 of the last position; writes K/V of slots [start, start+S).
 
         Decoding (S = 1) attends over the whole buffer, slots not yet written masked out:
         a contiguous (N, H, Tmax, D) operand takes the fast batched-matmul path, a
         [:start+1] slice of it does not (measured 1.5-2x slower overall).
         With `prefix` (decode only), `cache` holds only the generated tokens' K/V and
-        each row also attends to its group's one copy of the prompt K/V (`_Prefix`)."""
+        each row also attends to its group's one copy of the prompt K/V (`SharedPrefix`)."""
         n, s = ids.shape  # ids, pos: (N, S); key_ok: (N, Tmax) bool, False on padding and unwritten slots
         end = start + s
         c = self.d_model
@@ -210,61 +211,6 @@ class _GPT2:
             x = x + self.linear(self.act(self.linear(h, *layer["fc"])), *layer["out"])
         x = F.layer_norm(x[:, -1], (c,), *self.lnf, self.eps)  # (N, C)
         return self.linear(x, self.head).float()  # (N, V)
-
-
-class _Prefix:
-    """Shared-prefix decode attention: one copy of each prompt's K/V serves its G rows.
-
-    Copying a prompt's cache to its G completions makes every decode step read the prompt
-    keys/values G times (for the small RookWorld model that read is most of the step's
-    memory traffic). Here the G queries of a group attend to the one copy together,
-    (G, D) @ (D, P) per group and head, and to their own generated K/V separately; one
-    softmax runs over both parts, so the math is unchanged. After finished rows are
-    dropped, active rows are scattered into their group's grid (`slot`) for the prompt part.
-    """
-
-    def __init__(self, kv, p_mask: torch.Tensor, g: int):
-        self.kv = kv  # per layer (K, V) each (B, H, P, D)
-        self.bias = torch.zeros(p_mask.shape, dtype=kv[0][0].dtype, device=p_mask.device)
-        self.bias = self.bias.masked_fill_(p_mask == 0, float("-inf"))[:, None, None, :]  # (B, 1, 1, P)
-        self.g = g
-        self.groups = torch.arange(p_mask.shape[0], device=p_mask.device)  # (B',) original ids of the groups held
-        self.slot: torch.Tensor | None = None  # (A,) row index in the (B*G) grid; None = all rows, in order
-
-    def keep(self, active: torch.Tensor) -> None:
-        """Rows `active` (original row ids, ascending) remain: drop groups with no active row."""
-        grp = torch.div(active, self.g, rounding_mode="floor")  # (A,) original group of each row
-        alive, local = torch.unique_consecutive(grp, return_inverse=True)  # (B',), (A,)
-        if alive.numel() < self.groups.numel():
-            held = torch.searchsorted(self.groups, alive)  # (B',) where those groups are held now
-            self.kv = [(k[held], v[held]) for k, v in self.kv]
-            self.bias, self.groups = self.bias[held], alive
-        slot = local * self.g + active % self.g  # (A,)
-        self.slot = None if slot.numel() == alive.numel() * self.g else slot
-
-    def attend(self, i: int, q, ks, vs, scale: float) -> torch.Tensor:
-        """q (A, H, 1, D); ks, vs (A, H, t, D) the K/V of the t tokens generated so far -> (A, H, 1, D)."""
-        kp, vp = self.kv[i]  # (B', H, P, D)
-        b, h, p, d = kp.shape
-        a = q.shape[0]
-        qr = q[:, :, 0]  # (A, H, D)
-        if self.slot is not None:
-            qr = qr.new_zeros((b * self.g, h, d)).index_copy_(0, self.slot, qr)  # (B'*G, H, D)
-        qg = qr.view(b, self.g, h, d).transpose(1, 2)  # (B', H, G, D)
-        sp = torch.matmul(qg, kp.transpose(-1, -2)) * scale + self.bias  # (B', H, G, P)
-        sp = sp.transpose(1, 2).reshape(b * self.g, h, p)  # (B'*G, H, P)
-        if self.slot is not None:
-            sp = sp[self.slot]  # (A, H, P)
-        ss = torch.matmul(q, ks.transpose(-1, -2))[:, :, 0] * scale  # (A, H, t)
-        w = torch.softmax(torch.cat([sp, ss], -1), -1)  # (A, H, P + t)
-        wp, ws = w[..., :p], w[..., p:]
-        if self.slot is not None:
-            wp = wp.new_zeros((b * self.g, h, p)).index_copy_(0, self.slot, wp)  # (B'*G, H, P)
-        op = torch.matmul(wp.reshape(b, self.g, h, p).transpose(1, 2), vp)  # (B', H, G, D)
-        op = op.transpose(1, 2).reshape(b * self.g, h, d)  # (B'*G, H, D)
-        if self.slot is not None:
-            op = op[self.slot]
-        return (op + torch.matmul(ws[:, :, None], vs)[:, :, 0])[:, :, None]  # (A, H, 1, D)
 
 
 def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
@@ -344,7 +290,7 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
     if share_prefix:  # prompt K/V once per group; the cache holds the generated tokens only
         small = net.new_cache(b, p_len, device)
         logits = net.forward(p_ids, pos, small, 0, p_mask.bool()).repeat_interleave(g, 0)  # (N, V)
-        prefix = _Prefix(small, p_mask, g)
+        prefix = SharedPrefix(small, p_mask, g)
         cache = net.new_cache(n, t_new, device)  # (N, H, Tnew, D) per layer
         key_ok, offset = None, 0
     else:  # reference path: every row prefills and attends to its own copy of the prompt
