@@ -23,6 +23,7 @@ class Cfg(StrictModel):
     files: list[str] = []
     resume: bool = False
     optim: Optim = Optim()
+    weights: dict[str, dict[str, float]] = {}
 
 
 def test_defaults_file_and_overrides_priority(tmp_path):
@@ -119,3 +120,10 @@ def test_help_lists_nested_fields(capsys):
     with pytest.raises(SystemExit):
         parse_command(Cfg, ["--help"])
     assert "steps" in capsys.readouterr().out
+
+
+def test_dotted_keys_reach_into_dict_fields():
+    cfg = parse_command(Cfg, ["weights.policy.best=2", "--weights.env.fen", "0.5"])
+    assert cfg.weights == {"policy": {"best": 2.0}, "env": {"fen": 0.5}}
+    with pytest.raises(UserError, match="weights.policy.best"):
+        parse_command(Cfg, ["weights.policy.best=high"])

@@ -32,11 +32,26 @@ def _field_type(cls: type[BaseModel], dotted: str) -> Any:
     current: Any = cls
     parts = dotted.split(".")
     for i, part in enumerate(parts):
+        if i > 0 and _dict_value(current) is not None:  # `weights.policy.x=1` into a dict field
+            current = _dict_value(current)
+            continue
         model = _model_in(current)
         if model is None or part not in model.model_fields:
             raise UserError(f"config error: unknown key '{'.'.join(parts[: i + 1])}'")
         current = model.model_fields[part].annotation
     return current
+
+
+def _dict_value(annotation: Any) -> Any:
+    """Value type of a dict-typed field (None when the field is not a dict)."""
+    if typing.get_origin(annotation) is dict:
+        args = typing.get_args(annotation)
+        return args[1] if len(args) == 2 else Any
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if _dict_value(arg) is not None:
+                return _dict_value(arg)
+    return None
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

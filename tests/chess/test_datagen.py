@@ -54,6 +54,11 @@ def test_selfplay_samples_are_valid_and_config_is_written(tmp_path, stockfish_pa
     assert "nodes: 300" in cfg and "multipv: 5" in cfg
     black = [s for s in load_samples(out) if s.task == "policy" and " b " in s.prompt]
     assert black, "expected black-to-move positions"
+    for sample in load_samples(out):  # B: is the top-eval candidate, for both colours
+        if sample.task == "policy":
+            parsed = parse_policy(sample.completion)
+            cands = parsed.candidates()
+            assert cands[parsed.best] == max(cands.values()), sample.text
     compact = tmp_path / "c.txt"
     assert _gen(compact, "--games", "1", "--format", "compact", "--env", "false", stockfish=stockfish_path) == 0
     lines = compact.read_text().splitlines()

@@ -39,6 +39,7 @@ class ArchConfig(StrictModel):
     n_embd: int = 256
     n_head: int = 8
     n_positions: int = 512
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="resid/embd/attn dropout (GPT-2's 0.1; 0 for tiny models)")
 
 
 class SFTConfig(StrictModel):
@@ -159,7 +160,9 @@ def build_model(cfg: SFTConfig, train: list[Sample], device):
         tok = load_tokenizer(cfg.tokenizer)
     else:
         raise UserError("random init needs a tokenizer: set tokenizer (e.g. gpt2) or char_tokenizer: true")
-    model = random_model(tok, seed=cfg.seed, **cfg.arch.model_dump())
+    arch = cfg.arch.model_dump()
+    p = arch.pop("dropout")
+    model = random_model(tok, seed=cfg.seed, resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, **arch)
     return model.to(device), tok
 
 
