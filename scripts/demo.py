@@ -6,7 +6,6 @@
    evaluate again and print a before/after table (scripts/demo_chess.py).
 2. Puzzles: evaluate the embedded HRM checkpoints, analyse the run, and compare an
    ensemble with its members (scripts/demo_hrm.py).
-Parts 1 and 2 run once their scripts exist (they arrive with the embedded models).
 Outputs go under runs/demo/.
 """
 
@@ -46,8 +45,6 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for part in PARTS:
-        if not (HERE / part).exists():
-            continue
         print(f"\n=== {part} ===", flush=True)
         sys.argv = [part, str(out)]
         runpy.run_path(str(HERE / part), run_name="__main__")

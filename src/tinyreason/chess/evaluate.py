@@ -142,23 +142,11 @@ def add_cp_loss(records: list[em.PolicyRecord], cfg: EvalConfig) -> str | None:
         return f"no engine: {e}"
     with EnginePool(path, size=cfg.engine_workers, nodes=cfg.engine_nodes) as pool:
         def one(rec: em.PolicyRecord) -> None:
-            rec.cp_loss = cp_loss(pool, rec.fen, rec.chosen)  # type: ignore[arg-type]
+            rec.cp_loss = pool.cp_loss(rec.fen, rec.chosen, clip=CP_CLIP)  # type: ignore[arg-type]
 
         with ThreadPoolExecutor(cfg.engine_workers) as ex:
             list(ex.map(one, todo))
     return None
-
-
-def cp_loss(pool, fen: str, uci: str) -> float:
-    """Centipawns lost by `uci` against the engine's best, evals clipped to +-CP_CLIP first."""
-    best = pool.best(fen)
-    if best is None or best.move == uci:
-        return 0.0
-    played = pool.analyse(fen, move=uci)
-    if not played:
-        return 0.0
-    clip = lambda cp: max(-CP_CLIP, min(CP_CLIP, cp))  # noqa: E731
-    return float(max(0, clip(best.cp) - clip(played[0].cp)))
 
 
 def score(samples: Sequence[Sample], completions: Sequence[str]) -> tuple[list, list]:
