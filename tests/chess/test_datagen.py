@@ -216,18 +216,21 @@ def test_selfplay_game_is_a_legal_game_with_random_opening():
         assert chess.Move.from_uci(illegal_move(ply.board, rng)) not in ply.board.legal_moves
 
 
-def test_best_is_the_engines_first_line_for_both_colours():
+def test_best_is_the_top_eval_line_for_both_colours():
     from tinyreason.chess.engine import Candidate
     from tinyreason.chess.selfplay import Ply, game_rng, policy_line
 
     for fen in [chess.STARTING_FEN, "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1"]:
         board = chess.Board(fen)
         moves = sorted(m.uci() for m in board.legal_moves)[:5]
-        # node-limited MultiPV: lower lines can carry higher (shallower) scores; line 1 is the engine's move
+        # node-limited MultiPV: a lower line can end with a higher score than line 1; B: follows
+        # the evals (as evaluation and rewards read them), so B: and E: always agree
         lines = [Candidate(moves[0], 20), *(Candidate(m, 30 - i) for i, m in enumerate(moves[1:]))]
         r = parse_policy(policy_line(Ply(board, [], moves[0], lines), game_rng(0, 0), compact=False))
-        assert r.best == moves[0] and sorted(r.moves) == sorted(moves)
+        assert r.best == moves[1] and sorted(r.moves) == sorted(moves)
         assert r.candidates() == {c.move: c.cp / 100 for c in lines}
+        tied = [Candidate(m, 0) for m in moves]  # ties keep Stockfish's order: line 1
+        assert parse_policy(policy_line(Ply(board, [], moves[0], tied), game_rng(0, 0), compact=False)).best == moves[0]
 
 
 def test_mating_and_ending_moves():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,18 +13,16 @@ from tinyreason.errors import UserError
 from tinyreason.hrm.checkpoint import load_checkpoint
 from tinyreason.hrm.inference import predict_arrays, run_act
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
 
 @pytest.fixture(scope="module")
-def rope(request):
-    from conftest import FIXTURES
-
+def rope():
     return load_checkpoint(FIXTURES / "hrm_official" / "rope_f32"), reference(FIXTURES, "rope_f32")
 
 
 @pytest.fixture(scope="module")
 def learned():
-    from conftest import FIXTURES
-
     return load_checkpoint(FIXTURES / "hrm_official" / "learned_bf16"), reference(FIXTURES, "learned_bf16")
 
 
