@@ -68,7 +68,7 @@ def resolve(
     if "@" in ref and revision is None:
         ref, revision = ref.split("@", 1)
     if not is_repo_id(ref):
-        raise UserError(f"model not found: '{ref}' is neither an existing path nor a Hub repo id (owner/name)")
+        raise UserError(f"not found: '{ref}' is neither an existing path nor a Hub repo id (owner/name)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,

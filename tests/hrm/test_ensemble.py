@@ -115,3 +115,18 @@ def test_ensemble_cli_writes_members_and_comparison(fixtures, tmp_path):
     assert len(report["members"]) == 2 and "ensemble (vote)" in report["comparison"]
     member_acc = report["members"][0]["aggregate_metrics"]["accuracy"]
     assert report["aggregate_metrics"]["accuracy"] == pytest.approx(member_acc)  # identical members: same answers
+
+
+def test_stacker_load_rejects_a_file_missing_coefficients(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"format": "tinyreason-hrm-stacker/1"}')
+    with pytest.raises(Exception, match="has no 'features'"):
+        Stacker.load(bad)
+
+
+@pytest.mark.parametrize("weights", [["0", "0"], ["1", "-1"]])
+def test_ensemble_cli_refuses_zero_or_negative_weights(fixtures, capsys, weights):
+    ckpt = str(fixtures / "hrm_official/rope_f32/step_1234")
+    rc = cli(["hrm", "ensemble", "--checkpoints", ckpt, ckpt, "--weights", *weights,
+              "--data", str(fixtures / "hrm_datasets/sudoku-noaug")])
+    assert rc == 2 and "non-negative with a positive sum" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pydantic import Field
 from tinyreason import dist, hub
 from tinyreason.config import parse_command
 from tinyreason.device import pick_device
+from tinyreason.fileio import atomic_write
 from tinyreason.hrm.checkpoint import HUB_PATTERNS, find_checkpoints
 from tinyreason.hrm.ensemble import member_names
 from tinyreason.hrm.evaluate import EvalOptions, evaluate_loaded, load_for_eval, open_data, resolve_dataset, show_and_save
@@ -70,8 +71,7 @@ def bar_chart(table: dict[str, dict], path: str | Path, title: str) -> None:
     ax2.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
     ax2.set_title("ACT steps", fontsize=10)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
 
 

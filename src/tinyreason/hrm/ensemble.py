@@ -131,10 +131,12 @@ def main(argv: list[str]) -> int:
         loaded = [load_for_eval(ref, cfg) for ref in cfg.checkpoints]
         for ref, lc in zip(cfg.checkpoints[1:], loaded[1:]):
             a, b = loaded[0].config, lc.config
-            if (a.vocab_size, a.seq_len) != (b.vocab_size, b.seq_len):
+            if a.vocab_size != b.vocab_size or None not in (a.seq_len, b.seq_len) and a.seq_len != b.seq_len:
                 raise UserError(f"{ref}: vocab_size/seq_len {b.vocab_size}/{b.seq_len} differ from {cfg.checkpoints[0]}'s {a.vocab_size}/{a.seq_len}")
         if cfg.weights is not None and len(cfg.weights) != len(loaded):
             raise UserError(f"--weights has {len(cfg.weights)} values for {len(loaded)} checkpoints")
+        if cfg.weights is not None and (min(cfg.weights) < 0 or sum(cfg.weights) <= 0):
+            raise UserError(f"--weights must be non-negative with a positive sum (got {cfg.weights})")
         data_path, data = open_data(cfg)
         keep = ("probs", "predictions")
         members = [evaluate_loaded(lc, data, cfg, keep) for lc in loaded]

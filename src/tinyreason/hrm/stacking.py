@@ -71,6 +71,9 @@ class Stacker:
         data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UserError(f"{path}: not a stacker file (format {FORMAT})")
+        missing = [k for k in ("features", "coef", "intercept") if k not in data]
+        if missing:
+            raise UserError(f"{path}: stacker file has no '{missing[0]}'")
         meta = {k: v for k, v in data.items() if k not in ("format", "features", "coef", "intercept")}
         coef = np.asarray(data["coef"], dtype=np.float64)
         if coef.ndim != 1 or len(coef) % 3 or len(coef) != len(data["features"]):

@@ -7,8 +7,8 @@ over torchrun ranks, sign-SGD for the sparse puzzle embedding, linear warmup the
 decay to lr * lr_min_ratio over the estimated total steps. Checkpoints are
 `<checkpoint_path>/step_N`, plain state dicts keyed `_orig_mod.model.inner.…` (what the
 official `evaluate.py` loads into its compiled ACTLossHead), beside an `all_config.yaml` in
-the official layout. Resume state (optimizer, data position, RNG) is `train_state.pt`,
-loaded with weights_only=True. Departures: AdamW instead of AdamATan2 (not on PyPI for
+the official layout. Resume state (optimizer, step, data position) is `train_state.pt`,
+loaded with weights_only=True; random streams are re-derived from (seed, rank, step). Departures: AdamW instead of AdamATan2 (not on PyPI for
 CPU), and a resumed run restarts the ACT carry (in-flight rows begin again).
 """
 
@@ -26,7 +26,7 @@ from pydantic import Field
 from tinyreason import dist
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.device import pick_device
-from tinyreason.fileio import atomic_torch_save, atomic_write_text
+from tinyreason.fileio import atomic_torch_save, atomic_write, atomic_write_text
 from tinyreason.hrm.checkpoint import read_state_dict
 from tinyreason.hrm.config import OFFICIAL_NAME, HRMLossConfig, make_config
 from tinyreason.hrm.eval_loop import run_eval
@@ -233,5 +233,5 @@ def plot_curves(run: Path) -> None:
         ax.set_title(title)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(run / "training_curves.png", dpi=100)
+    atomic_write(run / "training_curves.png", lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
