@@ -21,13 +21,9 @@ import chess
 
 from tinyreason.chess.arbiter import arbiter_completion
 from tinyreason.chess.formats import board_or_none, fen_fields, is_legal, parse_env, parse_policy
+from tinyreason.chess.rewards import EVAL_CLIP, clip_eval  # noqa: F401  (EVAL_CLIP re-exported)
 
-EVAL_CLIP = 10.0  # pawns; see module docstring
 FEN_FIELD_NAMES = ("placement", "side", "castling", "ep", "halfmove", "fullmove")
-
-
-def _clip(x: float) -> float:
-    return max(-EVAL_CLIP, min(EVAL_CLIP, x))
 
 
 def reference_best_moves(reference: str) -> set[str]:
@@ -61,7 +57,7 @@ def score_policy(prompt: str, reference: str, completion: str) -> PolicyRecord:
     best = reference_best_moves(reference)
     chosen = pred.best if pred.has_best else None
     errors = [
-        abs(_clip(v) - _clip(ref_cands[m]))
+        abs(clip_eval(v) - clip_eval(ref_cands[m]))
         for m, v in zip(pred.moves, pred.eval_values)
         if v is not None and m in ref_cands
     ]

@@ -144,13 +144,14 @@ def policy_eval_error(prompts, completions, reference=None, engine=None, **_) ->
             if value is None or true is None:
                 credit.append(0.0)
                 continue
-            err = abs(_clip(value) - _clip(true))
+            err = abs(clip_eval(value) - clip_eval(true))
             credit.append(max(0.0, 1.0 - err / EVAL_SCALE))
         out.append(sum(credit) / len(credit))
     return out
 
 
-def _clip(v: float) -> float:
+def clip_eval(v: float) -> float:
+    """An eval in pawns clipped to +-EVAL_CLIP (rewards and evaluation compare evals this way)."""
     return max(-EVAL_CLIP, min(EVAL_CLIP, v))
 
 

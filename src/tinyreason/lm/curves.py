@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from tinyreason.fileio import atomic_write
 from tinyreason.runlog import read_metrics
 
 
@@ -34,6 +35,6 @@ def plot_curves(run_dir: str | Path, keys: list[str], out_name: str = "curves.pn
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(run_dir) / out_name
-    fig.savefig(out, dpi=80)
+    atomic_write(out, lambda p: fig.savefig(p, dpi=80, format="png"))
     plt.close(fig)
     return out
