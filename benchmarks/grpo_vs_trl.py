@@ -8,7 +8,9 @@ the same completion length (84 = a policy completion), sampling settings (temper
 checkpointing, dropout off, the same reward functions (tinyreason.chess.rewards, which
 have TRL's signature) and the same dtype setting (fp32, or bf16 autocast: TRL `bf16=True`,
 ours `dtype=bfloat16`; TRL then still generates with fp32 weights, ours with bf16 ones).
-Stop: EOS only for both; truncated completions are not masked (TRL's default). Step 1
+Stop: EOS only for both, and the model cannot sample EOS (see `make_model`), so every
+completion has the full length on both sides; truncated completions are not masked (TRL's
+default). Step 1
 (warm-up) is excluded; a step is rollout + rewards + reference + update + optimizer.
 Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
@@ -57,10 +59,21 @@ def padded_char_tokenizer(texts, vocab_size: int | None):
 
 
 def make_model(name: str, lines: list[str], out: Path) -> Path:
+    """Random GPT-2 whose EOS can never be sampled, so every completion of both trainers runs
+    to the length limit (equal work; a random model otherwise ends rows at random, and
+    differently on each side). Done with embedding coordinate 0: zero in every token's row
+    but EOS's (-1), and a final-layer-norm bias of 100 there, so EOS's logit is ~-100 and
+    every other logit is unchanged."""
     from tinyreason.lm.model import random_model, save_model
 
     tok = padded_char_tokenizer(lines, 50257 if name == "124m" else None)
-    save_model(random_model(tok, seed=0, **CONFIGS[name]), tok, out)
+    model = random_model(tok, seed=0, **CONFIGS[name])
+    with torch.no_grad():
+        wte = model.transformer.wte.weight  # (V, C), tied to the LM head
+        wte[:, 0] = 0.0
+        wte[tok.eos_token_id, 0] = -1.0
+        model.transformer.ln_f.bias[0] = 100.0
+    save_model(model, tok, out)
     return out
 
 

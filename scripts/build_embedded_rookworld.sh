@@ -2,7 +2,7 @@
 # Rebuild the embedded RookWorld model src/tinyreason/embedded/rookworld-tiny from scratch:
 # Stockfish self-play data -> character-level SFT -> copy the weights and data sets -> evaluate.
 #
-#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~35 min on 2 busy CPU cores)
+#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~65 min on 2 CPU cores)
 #   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
 #
 # Every step is deterministic for its seed (datagen uses node limits, so its output is
@@ -21,8 +21,8 @@ mkdir -p "$WORK" "$DEST/data"
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on shared cores one thread trains far faster than two
 
-# 1. data: 200 self-play games for SFT (~20k positions -> 20k policy + 20k env samples)
-$TR $GEN --games 200 --seed 0 --out "$WORK/train.txt"
+# 1. data: 600 self-play games for SFT (~60k positions -> 60k policy + 60k env samples)
+$TR $GEN --games 600 --seed 0 --out "$WORK/train.txt"
 #    held-out positions (other seed, 20 per game), GRPO prompts, mate-in-one positions
 $TR $GEN --games 24 --positions-per-game 20 --seed 1000 --out "$WORK/heldout_raw.txt"
 $TR $GEN --games 40 --positions-per-game 25 --seed 500 --out "$WORK/grpo_raw.txt"
@@ -44,7 +44,7 @@ model = random_model(tok, seed=0, n_layer=4, n_embd=256, n_head=4, n_positions=2
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 save_model(model, tok, sys.argv[2])
 " "$WORK/train.txt" "$WORK/init"
-#    SFT (configs/embedded/rookworld_tiny_sft.yaml: 2000 steps of 8 x 256 tokens, bf16 autocast)
+#    SFT (configs/embedded/rookworld_tiny_sft.yaml: 8000 steps of 8 x 256 tokens, bf16 autocast)
 $TR chess sft --config configs/embedded/rookworld_tiny_sft.yaml model="$WORK/init" "train_data=[$WORK/train.txt]" \
     "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft"
 

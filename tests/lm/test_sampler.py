@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tinyreason.lm.model import random_model, train_char_tokenizer
-from tinyreason.lm.sampler import decode_completions, sample, stop_token_ids
+from tinyreason.lm.sampler import _GPT2, decode_completions, sample, stop_token_ids
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +129,28 @@ def test_bf16_weight_copy_follows_parameter_updates(tiny):
     model, tok = tiny
     ids = [tok("P: rnbq").input_ids]
     a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
+    before = [t.data_ptr() for t in _GPT2.for_model(model, torch.bfloat16)._copies]
     with torch.no_grad():
         model.transformer.ln_f.bias.add_(1.0)  # an optimizer step changes weights in place
     try:
         b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
+        assert [t.data_ptr() for t in _GPT2.for_model(model, torch.bfloat16)._copies] == before  # refreshed in place
         ref = _full_logprobs(model, b, 0.0)
         assert torch.allclose(b.logprobs, ref, atol=0.1) and not torch.allclose(a.logprobs, b.logprobs)
     finally:
         with torch.no_grad():
             model.transformer.ln_f.bias.sub_(1.0)
+
+
+def test_draw_follows_the_distribution_and_skips_zero_mass():
+    from tinyreason.lm.sampler import _draw
+
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0]]).repeat(10000, 1)  # (20000, 5)
+    tok = _draw(probs, torch.Generator().manual_seed(0))
+    first, second = tok[0::2], tok[1::2]
+    freq = torch.bincount(first, minlength=5).float() / first.numel()
+    assert torch.allclose(freq, probs[0], atol=0.015)
+    assert (second == 3).all()
+    ones = torch.zeros(3, 5)
+    ones[:, 2] = 1.0  # a draw of u that rounds u * total up to the total still lands on the last token with mass
+    assert (_draw(ones * 1e-30, torch.Generator().manual_seed(1)) == 2).all()

@@ -8,7 +8,7 @@ gradients from all G rows flow back into the one prompt pass. The math is GPT-2'
 (`GPT2LMHeadModel` modules, weights and autocast as they are); only the batching differs,
 so results equal a full forward of the concatenated sequences up to float rounding
 (tested). All tokens go through each linear layer as one flat matrix; in fp32 on CPU the
-block linears run on oneDNN (`_OneDNNLinear`), the LM head stays on `torch` (no gain there).
+linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`).
 
 Departure from the Hugging Face forward: dropout is never applied (GRPO trains with
 dropout off, as TRL's `disable_dropout=True`); training-mode models with dropout > 0 are
@@ -20,35 +20,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tinyreason.lm import onednn
 from tinyreason.lm.grpo import logprobs_from_logits
 
 _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 
 
-class _OneDNNLinear(torch.autograd.Function):
-    """y = x @ w + b for a Conv1D weight w (in, out), forward and backward on oneDNN.
-
-    On this CPU oneDNN's fp32 GEMM runs the GPT-2 block shapes ~1.6x faster than the MKL
-    sgemm behind `torch.addmm` (fwd+bwd, measured); the weight is reordered on every call
-    because it changes every step. Used for fp32 on CPU without autocast only."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):  # x (M, in), w (in, out), b (out,)
-        ctx.save_for_backward(x, w)
-        w_oi = w.t().contiguous().to_mkldnn()  # (out, in)
-        return torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(), w_oi, b.to_mkldnn()).to_dense()  # (M, out)
-
-    @staticmethod
-    def backward(ctx, gy):  # gy (M, out)
-        x, w = ctx.saved_tensors
-        gx = torch._C._nn.mkldnn_linear(gy.contiguous().to_mkldnn(), w.contiguous().to_mkldnn(), None)  # (M, in)
-        gw = torch._C._nn.mkldnn_linear(x.t().contiguous().to_mkldnn(), gy.t().contiguous().to_mkldnn(), None)  # (in, out)
-        return gx.to_dense(), gw.to_dense(), gy.sum(0)
-
-
-def _linear(conv, x: torch.Tensor, onednn: bool) -> torch.Tensor:
-    """A GPT-2 Conv1D layer applied to x (M, in)."""
-    return _OneDNNLinear.apply(x, conv.weight, conv.bias) if onednn else conv(x)
+def _linear(conv, x: torch.Tensor, fast: bool) -> torch.Tensor:
+    """A GPT-2 Conv1D layer (weight (in, out)) applied to x (M, in)."""
+    return onednn.linear_grad(x, conv.weight.t(), conv.bias) if fast else conv(x)
 
 
 def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -98,14 +78,13 @@ def grouped_logprobs(
     mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                         (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T, P+T)
     act = (lambda h: F.gelu(h, approximate="tanh")) if cfg.activation_function in _TANH_GELUS else None
-    onednn = (dev.type == "cpu" and tr.wte.weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-              and not torch.is_autocast_enabled("cpu"))
+    fast = onednn.usable(tr.wte.weight)  # fp32 on CPU without autocast: linears on oneDNN
 
     for i, blk in enumerate(tr.h):
         scale = (c // nh) ** -0.5 if cfg.scale_attn_weights else 1.0
         if cfg.scale_attn_by_inverse_layer_idx:
             scale /= float(i + 1)
-        qkv = _linear(blk.attn.c_attn, blk.ln_1(x), onednn)  # (B*P + N*T, 3C)
+        qkv = _linear(blk.attn.c_attn, blk.ln_1(x), fast)  # (B*P + N*T, 3C)
         q, k, v = qkv.split(c, dim=-1)
         qp, kp, vp = (_heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
         qc, kc, vc = (_heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
@@ -114,12 +93,16 @@ def grouped_logprobs(
         v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T, D)
         ac = F.scaled_dot_product_attention(qc, k_all, v_all, attn_mask=mask_c, scale=scale)  # (N, H, T, D)
         a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T, C)
-        x = x + _linear(blk.attn.c_proj, a, onednn)
-        h = _linear(blk.mlp.c_fc, blk.ln_2(x), onednn)
-        x = x + _linear(blk.mlp.c_proj, act(h) if act is not None else blk.mlp.act(h), onednn)
+        x = x + _linear(blk.attn.c_proj, a, fast)
+        h = _linear(blk.mlp.c_fc, blk.ln_2(x), fast)
+        x = x + _linear(blk.mlp.c_proj, act(h) if act is not None else blk.mlp.act(h), fast)
 
     # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1
     last_p = x[: b * p].view(b, p, c)[:, -1].repeat_interleave(g, 0)[:, None]  # (N, 1, C)
     h = torch.cat([last_p, x[b * p:].view(n, t, c)[:, :-1]], dim=1)  # (N, T, C)
-    logits = model.lm_head(tr.ln_f(h))  # (N, T, V)
+    h = tr.ln_f(h)
+    if fast:
+        logits = onednn.linear_grad(h.reshape(n * t, c), model.lm_head.weight, model.lm_head.bias).view(n, t, -1)  # (N, T, V)
+    else:
+        logits = model.lm_head(h)  # (N, T, V)
     return logprobs_from_logits(logits, completion_ids, temperature, with_entropy, entropy_grad)

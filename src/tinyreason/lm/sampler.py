@@ -8,7 +8,8 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
 - keeps a static, preallocated KV cache written in place and runs the GPT-2 blocks
   directly (no per-step cache objects, mask builders or logits processors; fused
   tanh-GELU; decode attention as batched matmuls, no SDPA mask per step),
-- with bf16, keeps a cached bf16 copy of the weights in oneDNN's fast layout,
+- in fp32 on CPU runs its linears on oneDNN straight from the parameters; with bf16 keeps
+  a bf16 copy of the weights in oneDNN's fast layout, refreshed in place after each update,
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
 - supports left-padded prompts of different lengths with exact position ids.
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.errors import UserError
+from tinyreason.lm import onednn
 from tinyreason.lm.shared_prefix import SharedPrefix
 
 
@@ -87,32 +89,35 @@ _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")  # the same functio
 class _GPT2:
     """GPT-2 forward over a static KV cache, reading the weights of a GPT2LMHeadModel.
 
-    Linear weights are laid out for the fastest CPU GEMM measured here
-    on this CPU: fp32 as oneDNN tensors
-    (`torch.utils.mkldnn`'s route; 1.5-2x MKL's sgemm for the LM head and the blocks),
-    bf16 as contiguous (out, in) copies (oneDNN's bf16 GEMM is ~3x faster that way than on
-    Conv1D's (in, out)). Those copies are cached per model and rebuilt only when a
-    parameter changed (an optimizer step bumps its version counter). On GPU, fp32 reads
-    the model's own tensors.
+    fp32 reads the model's own parameters (transposed views of the Conv1D weights; on CPU
+    the linears run on oneDNN, `tinyreason.lm.onednn`, which takes such views as they are),
+    so it is always current and costs no copy. Other dtypes (bf16) keep a copy of every
+    weight in that dtype, linears as contiguous (out, in) (oneDNN's bf16 GEMM is ~3x faster
+    that way than on Conv1D's (in, out)); the copy is refreshed in place when a parameter
+    changed (an optimizer step bumps its version counter), which costs one strided copy
+    and no allocation.
     """
 
-    def __init__(self, model, dtype: torch.dtype):
+    def __init__(self, model, dtype: torch.dtype, reuse: "_GPT2 | None" = None):
         cfg = model.config
         if getattr(cfg, "add_cross_attention", False):
             raise UserError("the sampler supports decoder-only GPT-2 models (no cross-attention)")
         tr = model.transformer
-        self.onednn = dtype == torch.float32 and tr.wte.weight.device.type == "cpu" and torch.backends.mkldnn.is_available()
-        cast = lambda t: t.detach().to(dtype)  # noqa: E731  (no copy when already `dtype`)
-        if self.onednn:
-            lin = lambda w: w.detach().t().contiguous().to_mkldnn()  # noqa: E731  Conv1D (in, out) -> (out, in)
-            bias = lambda b: b.detach().to_mkldnn()  # noqa: E731
-        elif dtype == torch.float32:
-            lin, bias = (lambda w: w.detach().t()), cast  # views
-        else:
-            lin, bias = (lambda w: w.detach().t().to(dtype).contiguous()), cast
-        self.wte, self.wpe = cast(tr.wte.weight), cast(tr.wpe.weight)
+        views = dtype == torch.float32 and tr.wte.weight.dtype == torch.float32
+        olds = iter(reuse._copies) if reuse is not None else None
+        self._copies: list[torch.Tensor] = []
+
+        def own(t: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+            src = t.detach().t() if transpose else t.detach()
+            if views:
+                return src
+            dst = next(olds) if olds is not None else torch.empty(src.shape, dtype=dtype, device=src.device)
+            self._copies.append(dst.copy_(src))
+            return dst
+
+        self.wte, self.wpe = own(tr.wte.weight), own(tr.wpe.weight)
         head = model.lm_head.weight  # (V, C), tied to wte in GPT-2
-        self.head = head.detach().to_mkldnn() if self.onednn else (self.wte if head is tr.wte.weight else cast(head))
+        self.head = self.wte if head is tr.wte.weight else own(head)
         self.eps = cfg.layer_norm_epsilon
         self.n_head = cfg.n_head
         self.n_pos = cfg.n_positions
@@ -129,34 +134,34 @@ class _GPT2:
             scale = (cfg.n_embd // cfg.n_head) ** -0.5 if cfg.scale_attn_weights else 1.0
             if cfg.scale_attn_by_inverse_layer_idx:
                 scale /= float(i + 1)
-            self.layers.append(dict(
-                ln1=(cast(blk.ln_1.weight), cast(blk.ln_1.bias)),
-                qkv=(lin(blk.attn.c_attn.weight), bias(blk.attn.c_attn.bias)),
-                proj=(lin(blk.attn.c_proj.weight), bias(blk.attn.c_proj.bias)),
-                ln2=(cast(blk.ln_2.weight), cast(blk.ln_2.bias)),
-                fc=(lin(blk.mlp.c_fc.weight), bias(blk.mlp.c_fc.bias)),
-                out=(lin(blk.mlp.c_proj.weight), bias(blk.mlp.c_proj.bias)),
+            self.layers.append(dict(  # linear weights (out, in): Conv1D stores (in, out)
+                ln1=(own(blk.ln_1.weight), own(blk.ln_1.bias)),
+                qkv=(own(blk.attn.c_attn.weight, True), own(blk.attn.c_attn.bias)),
+                proj=(own(blk.attn.c_proj.weight, True), own(blk.attn.c_proj.bias)),
+                ln2=(own(blk.ln_2.weight), own(blk.ln_2.bias)),
+                fc=(own(blk.mlp.c_fc.weight, True), own(blk.mlp.c_fc.bias)),
+                out=(own(blk.mlp.c_proj.weight, True), own(blk.mlp.c_proj.bias)),
                 scale=scale,
             ))
-        self.lnf = (cast(tr.ln_f.weight), cast(tr.ln_f.bias))
+        self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
+        self.views = views
 
-    def linear(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    @staticmethod
+    def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
         """x (..., in) @ w.T + b -> (..., out)."""
-        if not self.onednn:
-            return F.linear(x, w, b)
-        x2 = x.reshape(-1, x.shape[-1]).to_mkldnn()  # (M, in)
-        return torch._C._nn.mkldnn_linear(x2, w, b).to_dense().view(*x.shape[:-1], -1)
+        return onednn.linear(x, w, b)
 
     @staticmethod
     def for_model(model, dtype: torch.dtype) -> "_GPT2":
-        """The (cached) sampler view of `model` in `dtype`."""
-        if dtype == torch.float32 and model.transformer.wte.weight.device.type != "cpu":
+        """The sampler view of `model` in `dtype` (copies cached and refreshed in place)."""
+        if dtype == torch.float32 and model.transformer.wte.weight.dtype == torch.float32:
             return _GPT2(model, dtype)  # views only: cheap, always current
         key = (dtype, tuple(p._version for p in model.parameters()))
         cached = _CASTS.get(model)
         if cached is None or cached[0] != key:
-            cached = _CASTS[model] = (key, _GPT2(model, dtype))
+            reuse = cached[1] if cached is not None and cached[0][0] == dtype else None
+            cached = _CASTS[model] = (key, _GPT2(model, dtype, reuse))
         return cached[1]
 
     def new_cache(self, n: int, length: int, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -213,6 +218,19 @@ class _GPT2:
         return self.linear(x, self.head).float()  # (N, V)
 
 
+def _draw(probs: torch.Tensor, generator) -> torch.Tensor:
+    """One token per row (A,) from probs (A, V), by inverting the cumulative distribution at
+    one uniform draw per row. Same distribution as `torch.multinomial(probs, 1)`, which on
+    CPU draws an exponential variate for every vocabulary entry (7 ms per step at GPT-2's
+    50257 entries and 8 rows, ~18% of a 124M bf16 rollout); this draws A numbers."""
+    cdf = probs.cumsum(-1)  # (A, V)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)  # (A, 1)
+    tok = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]  # first entry with cdf > u * total
+    # u * total can round up to the total: take the last token with mass in that case
+    last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(-1)  # (A,)
+    return torch.minimum(tok, last)
+
+
 def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
     """Next tokens (A,) and their log-probs (A,) from logits (A, V) float32."""
     if temperature == 0:
@@ -222,7 +240,7 @@ def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
         logits = logits / temperature
     logp = torch.log_softmax(logits, -1)  # (A, V)
     if top_k <= 0 and top_p >= 1.0:
-        tok = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
+        tok = _draw(logp.exp(), generator)
         return tok, logp.gather(-1, tok[:, None])[:, 0]
     if 0 < top_k < logits.shape[-1]:
         vals, idx = logits.topk(top_k, dim=-1)  # (A, k) sorted descending
@@ -233,8 +251,8 @@ def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
         drop = (p.cumsum(-1) - p) >= top_p  # mass before the token already reaches top_p (as HF)
         drop[:, 0] = False
         vals = vals.masked_fill(drop, float("-inf"))
-    choice = torch.multinomial(torch.softmax(vals, -1), 1, generator=generator)  # (A, 1)
-    tok = idx.gather(-1, choice)[:, 0]
+    choice = _draw(torch.softmax(vals, -1), generator)  # (A,)
+    tok = idx.gather(-1, choice[:, None])[:, 0]
     return tok, logp.gather(-1, tok[:, None])[:, 0]
 
 

@@ -1,0 +1,68 @@
+"""fp32 GEMM routes for GPT-2's linears on CPU: MKL (`torch.matmul`/`F.linear`, what a plain
+model runs) vs oneDNN from dense tensors (`tinyreason.lm.onednn`, no weight conversion) vs
+oneDNN via `to_mkldnn` weight copies (the route used before, which must convert the weights
+after every optimizer step). Why `tinyreason.lm.onednn` exists; one run, same shapes.
+
+Shapes: the 124M config's 12 blocks (qkv, proj, fc, out) + the LM head (50257 x 768), at
+decode (8 rows: one prompt x G=8) and at training size (764 rows: a 92-token prompt + 8 x 84
+completion tokens), forward and both backward products.
+
+    .venv/bin/python benchmarks/linear_kernels.py [--threads 1] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+BLOCK = [(768, 2304), (768, 768), (768, 3072), (3072, 768)]  # Conv1D (in, out)
+HEAD = (768, 50257)
+
+
+def timed(fn, reps: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    op = torch.ops.mkldnn._linear_pointwise
+    ws = [torch.randn(i, o) * 0.02 for i, o in BLOCK * 12 + [HEAD]]  # (in, out) each
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); 124M block linears + LM head, fp32")
+
+    def rows(m):
+        return {d: torch.randn(m, d) for d in (768, 2304, 3072, 50257)}
+
+    results = []
+    for label, m in (("decode, 8 rows", 8), ("training, 764 rows", 764)):
+        x = rows(m)
+        mkl = timed(lambda: [x[w.shape[0]] @ w for w in ws], args.reps)
+        dnn = timed(lambda: [op(x[w.shape[0]], w.t(), None, "none", [], "") for w in ws], args.reps)
+        results.append((f"forward, {label}", mkl, dnn))
+        if m > 8:  # backward products: gx = gy @ W^T, gw = x^T @ gy
+            mkl = timed(lambda: [x[w.shape[1]] @ w.t() for w in ws], args.reps)
+            dnn = timed(lambda: [op(x[w.shape[1]], w, None, "none", [], "") for w in ws], args.reps)
+            results.append((f"backward gx, {label}", mkl, dnn))
+            mkl = timed(lambda: [x[w.shape[0]].t() @ x[w.shape[1]] for w in ws], args.reps)
+            dnn = timed(lambda: [op(x[w.shape[1]].t().contiguous(), x[w.shape[0]].t().contiguous(), None, "none", [], "")
+                                 for w in ws], args.reps)
+            results.append((f"backward gw, {label}", mkl, dnn))
+    for name, mkl, dnn in results:
+        print(f"{name:28s} MKL {mkl * 1e3:8.1f} ms  oneDNN {dnn * 1e3:8.1f} ms  speed-up {mkl / dnn:4.2f}x")
+    refresh = timed(lambda: [w.t().contiguous().to_mkldnn() for w in ws], args.reps)
+    print(f"weight conversion for the to_mkldnn route (after every optimizer step): {refresh * 1e3:.0f} ms; "
+          f"dense oneDNN route: none")
+
+
+if __name__ == "__main__":
+    main()

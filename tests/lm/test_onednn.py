@@ -1,0 +1,38 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tinyreason.lm import onednn
+
+
+def test_linear_matches_f_linear_with_transposed_view():
+    torch.manual_seed(0)
+    conv_w = torch.randn(16, 24)  # Conv1D layout (in, out)
+    b = torch.randn(24)
+    x = torch.randn(2, 5, 16)
+    y = onednn.linear(x, conv_w.t(), b)
+    assert y.shape == (2, 5, 24)
+    torch.testing.assert_close(y, F.linear(x, conv_w.t(), b), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_grad_matches_autograd(bias):
+    torch.manual_seed(1)
+    w1 = torch.randn(16, 24, requires_grad=True)  # used as a (out, in) = (24, 16) transposed view
+    b1 = torch.randn(24, requires_grad=True) if bias else None
+    x1 = torch.randn(7, 16, requires_grad=True)
+    w2, x2 = w1.detach().clone().requires_grad_(), x1.detach().clone().requires_grad_()
+    b2 = b1.detach().clone().requires_grad_() if bias else None
+    gy = torch.randn(7, 24)
+    (onednn.linear_grad(x1, w1.t(), b1) * gy).sum().backward()
+    (F.linear(x2, w2.t(), b2) * gy).sum().backward()
+    for a, e in [(x1.grad, x2.grad), (w1.grad, w2.grad)] + ([(b1.grad, b2.grad)] if bias else []):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+
+
+def test_falls_back_off_fp32():
+    x, w = torch.randn(3, 8, dtype=torch.bfloat16), torch.randn(4, 8, dtype=torch.bfloat16)
+    assert not onednn.usable(w)
+    torch.testing.assert_close(onednn.linear(x, w), F.linear(x, w))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not onednn.usable(torch.randn(2, 2))
