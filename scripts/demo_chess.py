@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "embedded:rookworld-tiny"
-EVAL_LIMIT = 400  # held-out samples (200 policy + 200 env, interleaved), and up to 400 mate positions
+EVAL_LIMIT = 800  # held-out samples (all 400 policy + 400 env, interleaved), and up to 800 mate positions
 
 ROWS = [  # (label, results section, key, higher is better)
     ("policy: legal best-move rate", "policy", "legal_best_move_rate", True),

@@ -25,6 +25,7 @@ from tinyreason.chess.rewards import (
     policy_candidates,
     policy_eval_error,
     policy_format,
+    policy_legal_moves,
     score,
 )
 from tinyreason.errors import UserError
@@ -59,6 +60,13 @@ def test_policy_candidates_overlap():
              "M: e2e4 d2d4 g1f3 c2c4 g2g3 a2a3 E:", "B: e2e4", "M: e2e4 e2e4 E:"]
     got = policy_candidates([P] * 6, comps, reference=[REF] * 6)
     assert got == pytest.approx([1.0, 0.4, 0.0, 5 / 6, 0.0, 0.2])
+
+
+def test_policy_legal_moves_counts_distinct_legal_moves():
+    comps = ["M: e2e4 d2d4 g1f3 E:", "M: e2e4 e2e4 e2e4 e2e4 E:", "M: e2e4 e2e5 E:", "M: e7e5 E:", "B: e2e4", ""]
+    got = policy_legal_moves([P] * 6, comps)
+    assert got == pytest.approx([1.0, 0.25, 0.5, 0.0, 0.0, 0.0])
+    assert DEFAULT_WEIGHTS["policy"]["policy_legal_moves"] == 0.0  # off unless a config weights it
 
 
 def test_policy_eval_error():

@@ -112,6 +112,18 @@ def policy_best_move(prompts, completions, reference=None, engine=None, **_) -> 
     return out
 
 
+def policy_legal_moves(prompts, completions, **_) -> list[float]:
+    """[0, 1]: distinct legal moves among the `M:` moves / number of moves listed (repeats and
+    illegal moves cost; 0 without moves). A dense legality signal for weak models, whose
+    best move is rarely legal early on (off by default: weight 0)."""
+    out = []
+    for p, c in zip(prompts, completions):
+        r = _policy(p, c)
+        legal = {m for m, ok in zip(r.moves, r.moves_legal) if ok}
+        out.append(len(legal) / len(r.moves) if r.moves else 0.0)
+    return out
+
+
 def policy_candidates(prompts, completions, reference=None, engine=None, **_) -> list[float]:
     """[0, 1]: |generated moves ∩ reference candidates| / max(#reference, #distinct generated)
     (listing extra or duplicate moves costs); live MultiPV 5 when the reference has none."""
@@ -214,13 +226,15 @@ def env_outcome(prompts, completions, reference=None, **_) -> list[float]:
 
 REWARD_FUNCS: dict[str, dict[str, Callable[..., list[float]]]] = {
     "policy": {"policy_format": policy_format, "policy_best_move": policy_best_move,
-               "policy_candidates": policy_candidates, "policy_eval_error": policy_eval_error},
+               "policy_candidates": policy_candidates, "policy_eval_error": policy_eval_error,
+               "policy_legal_moves": policy_legal_moves},
     "env": {"env_format": env_format, "env_fen_exact": env_fen_exact,
             "env_fen_fields": env_fen_fields, "env_outcome": env_outcome},
 }
 
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "policy": {"policy_format": 0.2, "policy_best_move": 1.0, "policy_candidates": 0.3, "policy_eval_error": 0.2},
+    "policy": {"policy_format": 0.2, "policy_best_move": 1.0, "policy_candidates": 0.3, "policy_eval_error": 0.2,
+               "policy_legal_moves": 0.0},
     "env": {"env_format": 0.2, "env_fen_exact": 1.0, "env_fen_fields": 0.3, "env_outcome": 0.3},
 }
 
