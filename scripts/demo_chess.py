@@ -6,9 +6,10 @@ Offline and on CPU: the model, the held-out positions, the GRPO prompts and the
 mate-in-one set ship in src/tinyreason/embedded/rookworld-tiny/ (data/ holds the sets;
 none of their positions occurs in the model's SFT data). Rewards need no engine (the
 reference candidates and python-chess decide); with Stockfish installed the evaluation
-adds the mean centipawn loss. Prints a before/after table; OUT/chess/ holds both
-evaluations (JSON + per-sample records), the GRPO run (config, metrics.jsonl, samples,
-checkpoints, curves PNG) and summary.json.
+adds the mean centipawn loss. Each model is evaluated twice: greedy, and sampled at the
+GRPO run's temperature (the policy GRPO actually trains). Prints a before/after table;
+OUT/chess/ holds the evaluations (JSON + per-sample records), the GRPO run (config,
+metrics.jsonl, samples, checkpoints, curves PNG) and summary.json.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ ROWS = [  # (label, results section, key, higher is better)
 ]
 
 
-def run_eval(model: str, data_dir: Path, out: Path, name: str) -> dict:
+SAMPLE_T = 0.7  # = configs/demo_grpo.yaml sampling.temperature
+
+
+def run_eval(model: str, data_dir: Path, out: Path, name: str, temperature: float = 0.0) -> dict:
     import json
 
     from tinyreason.chess import evaluate
 
-    argv = ["--model", model, "--data", str(data_dir / "heldout.txt"), "--mate-in-one", str(data_dir / "mate_in_one.txt"),
+    argv = ["--model", model, f"temperature={temperature}", "seed=0", "--data", str(data_dir / "heldout.txt"), "--mate-in-one", str(data_dir / "mate_in_one.txt"),
             "--limit", str(EVAL_LIMIT), "--batch-size", "100", "--device", "cpu", "--dtype", "bfloat16",
             "--out", str(out / f"{name}.json"), "--records", str(out / f"{name}_records.jsonl"),
             "engine_nodes=2000", "show=1"]
@@ -53,6 +57,15 @@ def fmt(key: str, value) -> str:
     if value is None:
         return "n/a"
     return f"{value:.3f}" if key in ("mean_cp_loss", "mean_reward") else f"{value:.1%}"
+
+
+def change(key: str, b, a, higher: bool) -> str:
+    if a is None or b is None:
+        return ""
+    d = a - b
+    good = (d > 0) == higher if d != 0 else None
+    colour = "green" if good else "red" if good is False else "white"
+    return f"[{colour}]{d:+.3f}[/]" if key in ("mean_cp_loss", "mean_reward") else f"[{colour}]{d * 100:+.1f} pts[/]"
 
 
 def main(argv: list[str]) -> int:
@@ -78,6 +91,7 @@ def main(argv: list[str]) -> int:
 
     console.rule("1/3 evaluate the embedded model on held-out positions")
     before = run_eval(MODEL, data_dir, out, "eval_before")
+    before_s = run_eval(MODEL, data_dir, out, "eval_before_sampled", SAMPLE_T)
     t_eval = time.time() - t0
 
     console.rule("2/3 GRPO from it (configs/demo_grpo.yaml)")
@@ -93,23 +107,21 @@ def main(argv: list[str]) -> int:
 
     console.rule(f"3/3 evaluate the GRPO checkpoint {ckpt.name}")
     after = run_eval(str(ckpt), data_dir, out, "eval_after")
+    after_s = run_eval(str(ckpt), data_dir, out, "eval_after_sampled", SAMPLE_T)
 
-    table = Table(title=f"RookWorld-tiny before/after GRPO (held-out: {before['policy']['n']} policy, "
-                        f"{before['env']['n']} env, {before['mate_in_one']['n']} mate-in-one positions; greedy)")
-    for col in ("metric", "before", "after", "change"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    summary = {"model": MODEL, "checkpoint": str(ckpt), "grpo_exit_code": rc, "seed": args.seed, "rows": {}}
-    for label, section, key, higher in ROWS:
-        b, a = before.get(section, {}).get(key), after.get(section, {}).get(key)
-        change = ""
-        if a is not None and b is not None:
-            d = a - b
-            good = (d > 0) == higher if d != 0 else None
-            colour = "green" if good else "red" if good is False else "white"
-            change = f"[{colour}]{d:+.3f}[/]" if key in ("mean_cp_loss", "mean_reward") else f"[{colour}]{d * 100:+.1f} pts[/]"
-        table.add_row(label, fmt(key, b), fmt(key, a), change)
-        summary["rows"][f"{section}.{key}"] = {"before": b, "after": a}
-    console.print(table)
+    summary = {"model": MODEL, "checkpoint": str(ckpt), "grpo_exit_code": rc, "seed": args.seed,
+               "sample_temperature": SAMPLE_T, "rows": {}}
+    sizes = (f"{before['policy']['n']} policy, {before['env']['n']} env, "
+             f"{before['mate_in_one']['n']} mate-in-one held-out positions")
+    for mode, (bef, aft) in (("greedy", (before, after)), (f"sampled at T {SAMPLE_T}", (before_s, after_s))):
+        table = Table(title=f"RookWorld-tiny before/after GRPO, {mode} ({sizes})")
+        for col in ("metric", "before", "after", "change"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for label, section, key, higher in ROWS:
+            b, a = bef.get(section, {}).get(key), aft.get(section, {}).get(key)
+            table.add_row(label, fmt(key, b), fmt(key, a), change(key, b, a, higher))
+            summary["rows"][f"{mode.split()[0]}.{section}.{key}"] = {"before": b, "after": a}
+        console.print(table)
     note = before.get("policy", {}).get("cp_loss_note")
     if note:
         console.print(f"centipawn loss: {note}")

@@ -19,6 +19,7 @@ from tinyreason.chess.rewards import (
     REWARD_FUNCS,
     env_fen_exact,
     env_fen_fields,
+    env_fen_ranks,
     env_format,
     env_outcome,
     policy_best_move,
@@ -89,6 +90,14 @@ def test_env_rewards_hand_made():
     assert env_outcome(prompts, comps) == pytest.approx([1.0, 1.0, 1 / 3, 1.0, 1.0, 0.0, 0.0])
 
 
+def test_env_fen_ranks_scores_each_board_rank():
+    one_off = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR b KQkq - 0 1+0.001+0+0"  # pawn not moved: ranks 4 and 2 wrong
+    nine = "r/r/r/r/r/r/r/r/r w - - 0 1+0+0+0"
+    got = env_fen_ranks([ENV_P] * 4, [ENV_TRUE, one_off, "garbage", nine])
+    assert got == pytest.approx([1.0, 0.75, 0.0, 0.0])
+    assert DEFAULT_WEIGHTS["env"]["env_fen_ranks"] == 0.0  # off unless a config weights it
+
+
 def test_env_rewards_illegal_and_mate_truth_from_arbiter():
     illegal_p = f"A: {START}+e2e5+e2e5+"
     good, lazy = f"{START}+-1.0+0+1", "rnbqkbnr/pppppppp/8/4P3/8/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1+0.001+0+0"
@@ -119,9 +128,10 @@ def test_real_model_generations_scored_against_the_arbiter():
     for e, f, g in zip(exact, fields, gens):
         assert (f == 1.0) == (e == 1.0)
         assert 0.0 <= f <= 1.0
+    assert all((r == 1.0) >= (e == 1.0) for r, e in zip(env_fen_ranks(prompts, comps), exact))  # exact FEN => all ranks
     assert env_format(prompts, comps) == [1.0 if e else 0.8 for e in exact]  # wrong ones are impossible FENs
     total, parts = score("env", prompts, comps, truth)
-    assert set(parts) == set(DEFAULT_WEIGHTS["env"]) and all(
+    assert set(parts) == {k for k, w in DEFAULT_WEIGHTS["env"].items() if w} and all(  # zero weights skipped
         t == pytest.approx(sum(DEFAULT_WEIGHTS["env"][k] * parts[k][i] for k in parts)) for i, t in enumerate(total))
 
 

@@ -214,6 +214,18 @@ def env_fen_fields(prompts, completions, reference=None, **_) -> list[float]:
     return out
 
 
+def env_fen_ranks(prompts, completions, reference=None, **_) -> list[float]:
+    """[0, 1]: share of the 8 board ranks of the generated placement equal to the arbiter's
+    (rank by rank; missing ranks count as wrong). A dense signal for the board, which
+    `env_fen_fields` scores all-or-nothing (off by default: weight 0)."""
+    out = []
+    for r, t in _env_pairs(prompts, completions, reference):
+        mine, true = fen_fields(r.fen), fen_fields(t.fen)
+        ranks = mine[0].split("/") if mine else []
+        out.append(sum(1 for a, b in zip(ranks, true[0].split("/")) if a == b) / 8 if len(ranks) <= 8 else 0.0)
+    return out
+
+
 def env_outcome(prompts, completions, reference=None, **_) -> list[float]:
     """[0, 1]: share of reward, terminated and truncated equal to the arbiter's."""
     out = []
@@ -229,13 +241,13 @@ REWARD_FUNCS: dict[str, dict[str, Callable[..., list[float]]]] = {
                "policy_candidates": policy_candidates, "policy_eval_error": policy_eval_error,
                "policy_legal_moves": policy_legal_moves},
     "env": {"env_format": env_format, "env_fen_exact": env_fen_exact,
-            "env_fen_fields": env_fen_fields, "env_outcome": env_outcome},
+            "env_fen_fields": env_fen_fields, "env_outcome": env_outcome, "env_fen_ranks": env_fen_ranks},
 }
 
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "policy": {"policy_format": 0.2, "policy_best_move": 1.0, "policy_candidates": 0.3, "policy_eval_error": 0.2,
                "policy_legal_moves": 0.0},
-    "env": {"env_format": 0.2, "env_fen_exact": 1.0, "env_fen_fields": 0.3, "env_outcome": 0.3},
+    "env": {"env_format": 0.2, "env_fen_exact": 1.0, "env_fen_fields": 0.3, "env_outcome": 0.3, "env_fen_ranks": 0.0},
 }
 
 

@@ -90,6 +90,8 @@ def save_model(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
+        # a loading flag (set by transformers under HF_HUB_OFFLINE), not a property of the tokenizer
+        tokenizer.init_kwargs.pop("local_files_only", None)
         tokenizer.save_pretrained(tmp)
         if extra is not None:
             extra(tmp)
