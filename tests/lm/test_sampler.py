@@ -154,3 +154,11 @@ def test_draw_follows_the_distribution_and_skips_zero_mass():
     ones = torch.zeros(3, 5)
     ones[:, 2] = 1.0  # a draw of u that rounds u * total up to the total still lands on the last token with mass
     assert (_draw(ones * 1e-30, torch.Generator().manual_seed(1)) == 2).all()
+
+
+def test_draw_at_the_top_of_the_cdf_takes_the_last_token_with_mass(monkeypatch):
+    from tinyreason.lm import sampler
+
+    monkeypatch.setattr(sampler.torch, "rand", lambda *a, **k: torch.ones(2, 1))  # u * total == total
+    probs = torch.tensor([[0.2, 0.8, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    assert sampler._draw(probs, None).tolist() == [1, 3]

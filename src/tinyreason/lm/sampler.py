@@ -145,7 +145,6 @@ class _GPT2:
             ))
         self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
-        self.views = views
 
     @staticmethod
     def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -226,9 +225,13 @@ def _draw(probs: torch.Tensor, generator) -> torch.Tensor:
     cdf = probs.cumsum(-1)  # (A, V)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)  # (A, 1)
     tok = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]  # first entry with cdf > u * total
-    # u * total can round up to the total: take the last token with mass in that case
-    last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(-1)  # (A,)
-    return torch.minimum(tok, last)
+    tok = tok.clamp_(max=probs.shape[-1] - 1)  # (A,)
+    # only when u * total rounds up to the total can the pick be a token without mass: take the last one with mass
+    bad = probs.gather(-1, tok[:, None])[:, 0] <= 0
+    if bool(bad.any()):
+        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(-1)  # (A,)
+        tok = torch.where(bad, last, tok)
+    return tok
 
 
 def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
