@@ -37,7 +37,7 @@ ROWS = [  # (label, results section, key, higher is better)
 ]
 
 
-SAMPLE_T = 0.7  # = configs/demo_grpo.yaml sampling.temperature
+GRPO_CONFIG = ROOT / "configs" / "demo_grpo.yaml"
 
 
 def run_eval(model: str, data_dir: Path, out: Path, name: str, temperature: float = 0.0) -> dict:
@@ -73,8 +73,10 @@ def main(argv: list[str]) -> int:
     from rich.table import Table
 
     from tinyreason import cli
+    from tinyreason.config import load_config
     from tinyreason.fileio import atomic_write_json
     from tinyreason.hub import EMBEDDED_DIR
+    from tinyreason.lm.grpo_train import GRPOTrainConfig
     from tinyreason.lm.state import latest_checkpoint
     from tinyreason.runlog import console
 
@@ -87,16 +89,17 @@ def main(argv: list[str]) -> int:
     out = Path(args.out) / "chess"
     out.mkdir(parents=True, exist_ok=True)
     data_dir = EMBEDDED_DIR / "rookworld-tiny" / "data"
+    sample_t = load_config(GRPOTrainConfig, GRPO_CONFIG).sampling.temperature  # the policy GRPO trains
     t0 = time.time()
 
     console.rule("1/3 evaluate the embedded model on held-out positions")
     before = run_eval(MODEL, data_dir, out, "eval_before")
-    before_s = run_eval(MODEL, data_dir, out, "eval_before_sampled", SAMPLE_T)
+    before_s = run_eval(MODEL, data_dir, out, "eval_before_sampled", sample_t)
     t_eval = time.time() - t0
 
     console.rule("2/3 GRPO from it (configs/demo_grpo.yaml)")
     run_dir = out / "grpo"
-    rc = cli.main(["chess", "grpo", "--config", str(ROOT / "configs" / "demo_grpo.yaml"), f"model={MODEL}",
+    rc = cli.main(["chess", "grpo", "--config", str(GRPO_CONFIG), f"model={MODEL}",
                    f"train_data=[{data_dir / 'grpo_prompts.txt'}]", "train_split=null", "eval_split=null",
                    f"run_dir={run_dir}", "resume=false"] + ([] if args.seed is None else [f"seed={args.seed}"]))
     ckpt = latest_checkpoint(run_dir)
@@ -107,13 +110,13 @@ def main(argv: list[str]) -> int:
 
     console.rule(f"3/3 evaluate the GRPO checkpoint {ckpt.name}")
     after = run_eval(str(ckpt), data_dir, out, "eval_after")
-    after_s = run_eval(str(ckpt), data_dir, out, "eval_after_sampled", SAMPLE_T)
+    after_s = run_eval(str(ckpt), data_dir, out, "eval_after_sampled", sample_t)
 
     summary = {"model": MODEL, "checkpoint": str(ckpt), "grpo_exit_code": rc, "seed": args.seed,
-               "sample_temperature": SAMPLE_T, "rows": {}}
+               "sample_temperature": sample_t, "rows": {}}
     sizes = (f"{before['policy']['n']} policy, {before['env']['n']} env, "
              f"{before['mate_in_one']['n']} mate-in-one held-out positions")
-    for mode, (bef, aft) in (("greedy", (before, after)), (f"sampled at T {SAMPLE_T}", (before_s, after_s))):
+    for mode, (bef, aft) in (("greedy", (before, after)), (f"sampled at T {sample_t}", (before_s, after_s))):
         table = Table(title=f"RookWorld-tiny before/after GRPO, {mode} ({sizes})")
         for col in ("metric", "before", "after", "change"):
             table.add_column(col, justify="left" if col == "metric" else "right")

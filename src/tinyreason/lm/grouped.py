@@ -26,9 +26,9 @@ from tinyreason.lm.grpo import logprobs_from_logits
 _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 
 
-def _linear(conv, x: torch.Tensor, fast: bool) -> torch.Tensor:
-    """A GPT-2 Conv1D layer (weight (in, out)) applied to x (M, in)."""
-    return onednn.linear_grad(x, conv.weight.t(), conv.bias) if fast else conv(x)
+def _linear(conv, x: torch.Tensor) -> torch.Tensor:
+    """A GPT-2 Conv1D layer (weight (in, out)) applied to x (M, in); on oneDNN where usable."""
+    return onednn.linear_grad(x, conv.weight.t(), conv.bias)
 
 
 def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -78,13 +78,12 @@ def grouped_logprobs(
     mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                         (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T, P+T)
     act = (lambda h: F.gelu(h, approximate="tanh")) if cfg.activation_function in _TANH_GELUS else None
-    fast = onednn.usable(tr.wte.weight)  # fp32 on CPU without autocast: linears on oneDNN
 
     for i, blk in enumerate(tr.h):
         scale = (c // nh) ** -0.5 if cfg.scale_attn_weights else 1.0
         if cfg.scale_attn_by_inverse_layer_idx:
             scale /= float(i + 1)
-        qkv = _linear(blk.attn.c_attn, blk.ln_1(x), fast)  # (B*P + N*T, 3C)
+        qkv = _linear(blk.attn.c_attn, blk.ln_1(x))  # (B*P + N*T, 3C)
         q, k, v = qkv.split(c, dim=-1)
         qp, kp, vp = (_heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
         qc, kc, vc = (_heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
@@ -93,16 +92,13 @@ def grouped_logprobs(
         v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T, D)
         ac = F.scaled_dot_product_attention(qc, k_all, v_all, attn_mask=mask_c, scale=scale)  # (N, H, T, D)
         a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T, C)
-        x = x + _linear(blk.attn.c_proj, a, fast)
-        h = _linear(blk.mlp.c_fc, blk.ln_2(x), fast)
-        x = x + _linear(blk.mlp.c_proj, act(h) if act is not None else blk.mlp.act(h), fast)
+        x = x + _linear(blk.attn.c_proj, a)
+        h = _linear(blk.mlp.c_fc, blk.ln_2(x))
+        x = x + _linear(blk.mlp.c_proj, act(h) if act is not None else blk.mlp.act(h))
 
     # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1
     last_p = x[: b * p].view(b, p, c)[:, -1].repeat_interleave(g, 0)[:, None]  # (N, 1, C)
     h = torch.cat([last_p, x[b * p:].view(n, t, c)[:, :-1]], dim=1)  # (N, T, C)
-    h = tr.ln_f(h)
-    if fast:
-        logits = onednn.linear_grad(h.reshape(n * t, c), model.lm_head.weight, model.lm_head.bias).view(n, t, -1)  # (N, T, V)
-    else:
-        logits = model.lm_head(h)  # (N, T, V)
+    logits = onednn.linear_grad(tr.ln_f(h).reshape(n * t, c), model.lm_head.weight, model.lm_head.bias)
+    logits = logits.view(n, t, -1)  # (N, T, V)
     return logprobs_from_logits(logits, completion_ids, temperature, with_entropy, entropy_grad)

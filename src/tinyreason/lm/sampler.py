@@ -146,10 +146,7 @@ class _GPT2:
         self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
 
-    @staticmethod
-    def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        """x (..., in) @ w.T + b -> (..., out)."""
-        return onednn.linear(x, w, b)
+    linear = staticmethod(onednn.linear)  # x (..., in) @ w.T + b -> (..., out)
 
     @staticmethod
     def for_model(model, dtype: torch.dtype) -> "_GPT2":
