@@ -35,14 +35,32 @@ def test_grouped_equals_plain_forward_values_and_gradients(model):
     lp, ent = grouped_logprobs(model, pid, pm, cid, g, 0.7, with_entropy=True)
     assert torch.allclose(lp[m], lp_ref[m], atol=1e-5) and torch.allclose(ent[m], ent_ref[m], atol=1e-5)
 
-    w = model.transformer.h[0].attn.c_attn.weight
+    w, wte = model.transformer.h[0].attn.c_attn.weight, model.transformer.wte.weight  # wte: tied to the LM head
     model.zero_grad()
     lp_ref[m].sum().backward()
-    g_ref = w.grad.clone()
+    g_ref, g_wte = w.grad.clone(), wte.grad.clone()
     model.zero_grad()
     lp[m].sum().backward()
     assert torch.allclose(w.grad, g_ref, atol=1e-5)
+    assert not wte.grad.is_sparse and torch.allclose(wte.grad, g_wte, atol=1e-5)  # sparse embedding part added in
     model.zero_grad()
+
+
+def test_grouped_bf16_autocast_matches_fp32_within_bf16_rounding(model):
+    pid, pm, cid, cm = _batch()
+    m = cm.bool()
+    w = model.transformer.h[1].mlp.c_fc.weight
+    grads = []
+    for amp in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            lp, _ = grouped_logprobs(model, pid, pm, cid, 2, 0.7)
+        lp[m].sum().backward()
+        grads.append((lp.detach(), w.grad.clone()))
+    model.zero_grad()
+    (lp32, g32), (lp16, g16) = grads
+    assert torch.allclose(lp16[m], lp32[m], atol=3e-2)
+    assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.99
 
 
 def test_grouped_refuses_dropout_in_training_mode():

@@ -127,3 +127,23 @@ def test_lr_schedules():
     assert cos(2) == pytest.approx(1.0) and cos(7) == pytest.approx(0.55) and cos(12) == pytest.approx(0.1)
     lin = lr_lambda("linear", 0, 10, 0.0)
     assert lin(5) == pytest.approx(0.5) and lr_lambda("constant", 0, 10, 0.0)(9) == 1.0
+
+
+def test_adamw_is_fused_on_cpu_and_matches_the_reference_update():
+    from tinyreason.lm.optim import adamw
+
+    torch.manual_seed(0)
+    w0, g = torch.randn(5, 3), torch.randn(5, 3)
+    results = []
+    for make in (lambda p: adamw([p], lr=0.1, weight_decay=0.01), lambda p: torch.optim.AdamW([p], lr=0.1, weight_decay=0.01)):
+        p = torch.nn.Parameter(w0.clone())
+        opt = make(p)
+        for _ in range(3):
+            p.grad = g.clone()
+            opt.step()
+        results.append((p.detach(), opt))
+    assert results[0][1].defaults["fused"] and not results[1][1].defaults["fused"]
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    plain = torch.optim.AdamW([torch.nn.Parameter(w0.clone())], lr=0.1)
+    plain.load_state_dict(results[0][1].state_dict())  # checkpoints of either kind load into the other
+    assert plain.state_dict()["state"][0]["step"].item() == 3

@@ -31,6 +31,19 @@ def _linear(conv, x: torch.Tensor) -> torch.Tensor:
     return onednn.linear_grad(x, conv.weight.t(), conv.bias)
 
 
+def _attention(q, k, v, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(q k^T * scale, masked) v for q (.., Sq, D), k/v (.., Sk, D), mask (.., Sq, Sk) bool.
+
+    bf16 on CPU: bf16 scores and softmax, as Hugging Face's eager GPT-2 attention computes
+    under CPU autocast (which keeps softmax in bf16); forward + backward 3-4x faster there
+    than the CPU flash kernel of SDPA at GRPO shapes. Otherwise SDPA (flash)."""
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+    w = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale + bias, -1)  # (.., Sq, Sk)
+    return torch.matmul(w, v)  # (.., Sq, D)
+
+
 def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
     b, s, c = t.shape
     return t.view(b, s, n_head, c // n_head).transpose(1, 2)  # (B, H, S, D)
@@ -67,8 +80,12 @@ def grouped_logprobs(
     n_real = prompt_mask.sum(-1)  # (B,)
     p_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P)
     c_pos = n_real.repeat_interleave(g)[:, None] + torch.arange(t, device=dev)[None, :]  # (N, T)
-    x = torch.cat([(tr.wte(prompt_ids) + tr.wpe(p_pos)).reshape(b * p, c),
-                   (tr.wte(completion_ids) + tr.wpe(c_pos)).reshape(n * t, c)])  # (B*P + N*T, C)
+    ids = torch.cat([prompt_ids.reshape(-1), completion_ids.reshape(-1)])  # (B*P + N*T,)
+    pos = torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)])  # (B*P + N*T,)
+    # tied LM head (GPT-2): its dense gradient reaches the shared weight first; a sparse embedding
+    # gradient is then added into it in place, instead of through a second zero-filled (V, C) tensor
+    tied = model.lm_head.weight is tr.wte.weight
+    x = F.embedding(ids, tr.wte.weight, sparse=tied) + tr.wpe(pos)  # (B*P + N*T, C)
 
     # prompt rows: causal over real prompt tokens (a query always sees itself: no empty softmax on padding)
     ar_p, ar_t = torch.arange(p, device=dev), torch.arange(t, device=dev)
@@ -87,10 +104,10 @@ def grouped_logprobs(
         q, k, v = qkv.split(c, dim=-1)
         qp, kp, vp = (_heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
         qc, kc, vc = (_heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
-        ap = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask_p, scale=scale)  # (B, H, P, D)
+        ap = _attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
         k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T, D)
         v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T, D)
-        ac = F.scaled_dot_product_attention(qc, k_all, v_all, attn_mask=mask_c, scale=scale)  # (N, H, T, D)
+        ac = _attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T, D)
         a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T, C)
         x = x + _linear(blk.attn.c_proj, a)
         h = _linear(blk.mlp.c_fc, blk.ln_2(x))

@@ -23,6 +23,8 @@ from typing import Literal
 
 import torch
 
+from tinyreason.lm.token_logprobs import token_logprobs
+
 LossType = Literal["grpo", "dr_grpo", "dapo"]
 Scale = Literal["group", "batch", "none"]
 
@@ -158,19 +160,10 @@ def logprobs_from_logits(
     logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
     with_entropy: bool = False, entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs (N, T) of `targets` (N, T) under `logits` (N, T, V) divided by `temperature`
-    (as TRL), and entropies (N, T) when asked (differentiable only with `entropy_grad`)."""
-    logits = logits.float()
-    if temperature > 0:
-        logits = logits / temperature
-    lse = torch.logsumexp(logits, dim=-1)  # (N, T)
-    logp = logits.gather(-1, targets[..., None])[..., 0] - lse  # (N, T)
-    ent = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            lg = logits if entropy_grad else logits.detach()
-            ent = (lse if entropy_grad else lse.detach()) - (torch.softmax(lg, -1) * lg).sum(-1)  # H = lse - E_p[logit]
-    return logp, ent
+    """Log-probs (N, T) of `targets` (N, T) under logits (N, T, V) divided by `temperature`
+    (as TRL), and entropies (N, T) when asked (differentiable only with `entropy_grad`).
+    Computed in cache-sized row chunks (`tinyreason.lm.token_logprobs`)."""
+    return token_logprobs(logits, targets, temperature, with_entropy, entropy_grad)
 
 
 def completion_logprobs(

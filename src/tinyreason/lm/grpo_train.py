@@ -39,7 +39,7 @@ from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, reward_w
 from tinyreason.lm.grpo_metrics import log_samples, step_metrics, trackers
 from tinyreason.lm.heldout import evaluate_heldout
 from tinyreason.lm.model import count_params, load_model
-from tinyreason.lm.optim import allreduce_grads, lr_lambda
+from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.sampler import Rollout, decode_completions, sample, stop_token_ids
 from tinyreason.lm.state import latest_checkpoint, resume_training, save_training, truncate_jsonl
 from tinyreason.runlog import RunDir, console
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
     configure_shared_pool(cfg.stockfish, size=cfg.engine_workers, nodes=cfg.engine_nodes)
     stops = stop_token_ids(tok, cfg.sampling.stop_strings)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
+    optimizer = adamw(params, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.schedule, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
     n_params, n_head = count_params(model), model.lm_head.weight.numel()

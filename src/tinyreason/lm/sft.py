@@ -29,7 +29,7 @@ from tinyreason.errors import UserError
 from tinyreason.lm import mfu
 from tinyreason.lm.curves import plot_curves
 from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
-from tinyreason.lm.optim import allreduce_grads, lr_lambda
+from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.state import resume_training, save_training
 from tinyreason.runlog import RunDir, console
 
@@ -188,8 +188,8 @@ def main(argv: list[str]) -> int:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     params = decay + no_decay
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.adam_betas)
+    optimizer = adamw([{"params": decay, "weight_decay": cfg.weight_decay},
+                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.adam_betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda("cosine", cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
     n_params = count_params(model)
