@@ -15,6 +15,19 @@ def test_linear_matches_f_linear_with_transposed_view():
     torch.testing.assert_close(y, F.linear(x, conv_w.t(), b), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_weight_gives_the_same_linear_for_any_row_count(dtype):
+    torch.manual_seed(2)
+    conv_w, b = torch.randn(16, 24).to(dtype), torch.randn(24).to(dtype)  # Conv1D layout (in, out)
+    packed = onednn.pack(conv_w.t(), rows=8)
+    assert packed.is_mkldnn == (onednn._REORDER is not None)
+    for m in (1, 8, 30):
+        x = torch.randn(m, 16).to(dtype)
+        y = onednn.linear(x, packed, b)
+        assert y.dtype == dtype
+        torch.testing.assert_close(y.float(), F.linear(x, conv_w.t(), b).float(), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_grad_matches_autograd(bias):
     torch.manual_seed(1)

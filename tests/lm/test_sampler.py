@@ -125,21 +125,26 @@ def test_prompt_too_long_is_a_user_error(tiny):
         sample(model, [[3] * 120], 1, 20)
 
 
-def test_bf16_weight_copy_follows_parameter_updates(tiny):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cached_packed_weights_follow_parameter_updates(tiny, dtype):
     model, tok = tiny
     ids = [tok("P: rnbq").input_ids]
-    a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
-    before = [t.data_ptr() for t in _GPT2.for_model(model, torch.bfloat16)._copies]
-    with torch.no_grad():
-        model.transformer.ln_f.bias.add_(1.0)  # an optimizer step changes weights in place
+    a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
+    before = [t.data_ptr() for t in _GPT2.for_model(model, dtype, 4)._copies]
+    fc = model.transformer.h[0].mlp.c_fc.weight  # a packed linear weight
+    with torch.no_grad():  # an optimizer step changes weights in place
+        model.transformer.ln_f.bias.add_(1.0)
+        fc.mul_(3.0)
     try:
-        b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
-        assert [t.data_ptr() for t in _GPT2.for_model(model, torch.bfloat16)._copies] == before  # refreshed in place
+        b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
+        assert [t.data_ptr() for t in _GPT2.for_model(model, dtype, 4)._copies] == before  # bf16: refreshed in place
         ref = _full_logprobs(model, b, 0.0)
-        assert torch.allclose(b.logprobs, ref, atol=0.1) and not torch.allclose(a.logprobs, b.logprobs)
+        tol = 1e-4 if dtype == torch.float32 else 0.1
+        assert torch.allclose(b.logprobs, ref, atol=tol) and not torch.allclose(a.logprobs, b.logprobs, atol=tol)
     finally:
         with torch.no_grad():
             model.transformer.ln_f.bias.sub_(1.0)
+            fc.div_(3.0)
 
 
 def test_draw_follows_the_distribution_and_skips_zero_mass():

@@ -6,6 +6,9 @@ rows, LM head, forward and both backward products; `benchmarks/linear_kernels.py
 `torch.ops.mkldnn._linear_pointwise` (the op PyTorch's own CPU compiler emits) reads
 ordinary dense tensors, transposed views included, so weights need no `to_mkldnn` copy:
 the sampler reads the live parameters and sees every optimizer step at no cost.
+For decoding, where the same weights serve many small GEMMs, `pack` puts a weight in
+oneDNN's blocked layout once (fp32 or bf16): at 8 rows and GPT-2 124M shapes that runs the
+layers 1.6x and the LM head 1.8x faster than dense weights, which oneDNN re-packs per call.
 Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU.
 """
 
@@ -23,6 +26,7 @@ def _find_op():
 
 
 _OP = _find_op()
+_REORDER = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _OP is not None else None
 
 
 def usable(t: torch.Tensor) -> bool:
@@ -31,9 +35,19 @@ def usable(t: torch.Tensor) -> bool:
             and not torch.is_autocast_enabled("cpu"))
 
 
+def pack(w: torch.Tensor, rows: int) -> torch.Tensor:
+    """w (out, in), any strides, fp32 or bf16, as a oneDNN tensor in the blocked layout for
+    GEMMs of about `rows` input rows (any row count works); w itself where that is not
+    available. A copy: re-pack after the weight changes. Only `linear` takes the result."""
+    if _REORDER is None or w.device.type != "cpu" or w.dtype not in (torch.float32, torch.bfloat16):
+        return w
+    return _REORDER(w.detach(), rows)
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """x (..., in) @ w.T + b -> (..., out) for w (out, in), any strides; no autograd."""
-    if not usable(w):
+    """x (..., in) @ w.T + b -> (..., out) for w (out, in), any strides, or packed by `pack`
+    (then x and b in its dtype); no autograd."""
+    if not (w.is_mkldnn or usable(w)):
         return F.linear(x, w, b)
     y = _OP(x.reshape(-1, x.shape[-1]).contiguous(), w, b, "none", [], "")  # (M, out)
     return y.view(*x.shape[:-1], -1)
