@@ -15,7 +15,7 @@ default). Step 1
 Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
 
-    .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--dtypes float32] [--threads 1]
+    .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--dtypes float32] [--threads 1] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def main() -> None:
     ap.add_argument("--dtypes", default="float32")
     ap.add_argument("--steps", type=int, default=0, help="steps per run incl. 1 warm-up (0: 4 small, 3 124m)")
     ap.add_argument("--prompts", type=int, default=0, help="prompts per step (0: 2 small, 1 124m)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat ours-then-TRL this many times; also report the overall mean")
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=84)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
@@ -187,16 +188,23 @@ def main() -> None:
                                          "steps": args.steps or (4 if name == "small" else 3)})
         model_dir = make_model(name, lines, tmp / name)
         for dtype in args.dtypes.split(","):
-            ours, our_len = run_ours(model_dir, data, run_args, tmp / f"ours_{name}_{dtype}", dtype)
-            trainer, theirs, their_len = run_trl(model_dir, samples, run_args, tmp / f"trl_{name}_{dtype}", dtype)
-            diff, l_trl, l_ours = check_loss_agreement(trainer, run_args)
-            o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
-            print(f"{name:>5} {dtype:>8} ({run_args.prompts} prompts x G={args.group}, {run_args.steps - 1} timed steps): "
-                  f"ours {o:7.2f} s/step (completion {sum(our_len) / len(our_len):.1f} tok)  "
-                  f"TRL {t:7.2f} s/step (completion {sum(their_len) / max(1, len(their_len)):.1f} tok)  "
-                  f"speed-up {t / o:4.2f}x | loss check TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
-            del trainer
-
+            ours_all, theirs_all = [], []
+            for r in range(args.rounds):  # ours then TRL per round: drifts of the host's speed hit both sides
+                ours, our_len = run_ours(model_dir, data, run_args, tmp / f"ours_{name}_{dtype}_{r}", dtype)
+                trainer, theirs, their_len = run_trl(model_dir, samples, run_args, tmp / f"trl_{name}_{dtype}_{r}", dtype)
+                diff, l_trl, l_ours = check_loss_agreement(trainer, run_args)
+                o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
+                ours_all += ours
+                theirs_all += theirs
+                print(f"{name:>5} {dtype:>8} ({run_args.prompts} prompts x G={args.group}, {run_args.steps - 1} timed steps): "
+                      f"ours {o:7.2f} s/step (completion {sum(our_len) / len(our_len):.1f} tok)  "
+                      f"TRL {t:7.2f} s/step (completion {sum(their_len) / max(1, len(their_len)):.1f} tok)  "
+                      f"speed-up {t / o:4.2f}x | loss check TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
+                del trainer
+            if args.rounds > 1:
+                o, t = sum(ours_all) / len(ours_all), sum(theirs_all) / len(theirs_all)
+                print(f"{name:>5} {dtype:>8} all {args.rounds} rounds: ours {o:.2f} s/step, TRL {t:.2f} s/step, "
+                      f"speed-up {t / o:4.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

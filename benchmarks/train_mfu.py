@@ -1,6 +1,7 @@
 """Training MFU of the GPT-2 124M config on this machine, fp32 and bf16 autocast.
 
-One forward+backward+AdamW step on random tokens (batch x seq_len), 6·N·tokens FLOPs
+One `chess sft` step (its loss, `sft.lm_loss_sum`, and its fused AdamW) on random tokens
+(batch x seq_len), 6·N·tokens FLOPs
 (N = `count_params`, position table excluded) against the matmul peak measured by
 tinyreason.lm.mfu for the same dtype. Prints tokens/s, achieved TFLOP/s, peak and MFU.
 
@@ -16,6 +17,8 @@ import torch
 
 from tinyreason.device import autocast
 from tinyreason.lm import mfu
+from tinyreason.lm.optim import adamw
+from tinyreason.lm.sft import lm_loss_sum
 from tinyreason.lm.model import count_params, random_model
 
 
@@ -32,8 +35,9 @@ def main() -> None:
     device = torch.device("cpu")
     model = random_model(None, seed=0, n_positions=1024).train()
     n = count_params(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    opt = adamw(model.parameters(), lr=1e-5)
     ids = torch.randint(0, model.config.vocab_size, (a.batch, a.seq_len))
+    attn, mask = torch.ones_like(ids), torch.ones(ids.shape)
     tokens = ids.numel()
     print(f"GPT-2 124M config: N={n / 1e6:.1f}M (matmul params), batch {a.batch} x {a.seq_len}, "
           f"torch threads {torch.get_num_threads()}")
@@ -44,8 +48,8 @@ def main() -> None:
         for i in range(a.steps + 1):
             t0 = time.perf_counter()
             with autocast(device, dtype):
-                loss = model(input_ids=ids, labels=ids).loss
-            loss.backward()
+                loss_sum, n_targets = lm_loss_sum(model, ids, attn, mask)
+            (loss_sum / n_targets).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             if i:  # step 0 is warm-up

@@ -28,6 +28,15 @@ def test_packed_weight_gives_the_same_linear_for_any_row_count(dtype):
         torch.testing.assert_close(y.float(), F.linear(x, conv_w.t(), b).float(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+def test_linear_with_fused_gelu(approximate):
+    torch.manual_seed(3)
+    conv_w, b, x = torch.randn(16, 24), torch.randn(24), torch.randn(5, 16)
+    expected = F.gelu(F.linear(x, conv_w.t(), b), approximate=approximate)
+    for w in (conv_w.t(), onednn.pack(conv_w.t(), rows=5)):
+        torch.testing.assert_close(onednn.linear(x, w, b, gelu=approximate), expected, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_grad_matches_autograd(bias):
     torch.manual_seed(1)

@@ -9,10 +9,14 @@ gradients from all G rows flow back into the one prompt pass. The math is GPT-2'
 so results equal a full forward of the concatenated sequences up to float rounding
 (tested). All tokens go through each linear layer as one flat matrix; in fp32 on CPU the
 linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`).
+Log-probs come from `tinyreason.lm.token_logprobs` (row chunks, no full float32 logits),
+and the tied embedding's gradient is added sparsely into the LM head's.
 
-Departure from the Hugging Face forward: dropout is never applied (GRPO trains with
+Departures from the Hugging Face forward: dropout is never applied (GRPO trains with
 dropout off, as TRL's `disable_dropout=True`); training-mode models with dropout > 0 are
-refused rather than silently changed.
+refused rather than silently changed. Under bf16 autocast on CPU attention is computed
+as HF's eager attention computes it there (bf16 scores and softmax), not by SDPA's flash
+kernel (fp32 scores inside), whose CPU backward is 3-4x slower at these shapes.
 """
 
 from __future__ import annotations

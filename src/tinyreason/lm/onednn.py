@@ -44,12 +44,14 @@ def pack(w: torch.Tensor, rows: int) -> torch.Tensor:
     return _REORDER(w.detach(), rows)
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
     """x (..., in) @ w.T + b -> (..., out) for w (out, in), any strides, or packed by `pack`
-    (then x and b in its dtype); no autograd."""
+    (then x and b in its dtype); no autograd. `gelu` "tanh" or "none" (erf) applies GELU
+    to the result, on oneDNN fused into the GEMM (on its float accumulator)."""
     if not (w.is_mkldnn or usable(w)):
-        return F.linear(x, w, b)
-    y = _OP(x.reshape(-1, x.shape[-1]).contiguous(), w, b, "none", [], "")  # (M, out)
+        y = F.linear(x, w, b)
+        return y if gelu is None else F.gelu(y, approximate=gelu)
+    y = _OP(x.reshape(-1, x.shape[-1]).contiguous(), w, b, "none" if gelu is None else "gelu", [], gelu or "")  # (M, out)
     return y.view(*x.shape[:-1], -1)
 
 
@@ -59,16 +61,17 @@ class Linear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, b):  # x (M, in), w (out, in), b (out,) or None
+        x = x.contiguous()
         ctx.save_for_backward(x, w)
         ctx.has_bias = b is not None
-        return _OP(x.contiguous(), w, b, "none", [], "")  # (M, out)
+        return _OP(x, w, b, "none", [], "")  # (M, out)
 
     @staticmethod
     def backward(ctx, gy):  # gy (M, out)
         x, w = ctx.saved_tensors
         gy = gy.contiguous()
         gx = _OP(gy, w.t(), None, "none", [], "") if ctx.needs_input_grad[0] else None  # (M, in)
-        gw = _OP(gy.t().contiguous(), x.t().contiguous(), None, "none", [], "") if ctx.needs_input_grad[1] else None  # (out, in)
+        gw = _OP(gy.t().contiguous(), x.t(), None, "none", [], "") if ctx.needs_input_grad[1] else None  # (out, in)
         gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (out,)
         return gx, gw, gb
 

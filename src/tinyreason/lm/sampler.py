@@ -6,8 +6,9 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   in decoding the G queries of a group attend to that copy together (shared-prefix
   attention, `tinyreason.lm.shared_prefix`) and to their own generated K/V,
 - keeps a static, preallocated KV cache written in place and runs the GPT-2 blocks
-  directly (no per-step cache objects, mask builders or logits processors; fused
-  tanh-GELU; decode attention as batched matmuls, no SDPA mask per step),
+  directly (no per-step cache objects, mask builders or logits processors; GELU fused
+  into the MLP's first GEMM on oneDNN; decode attention as batched matmuls, no SDPA mask
+  per step),
 - on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
   blocked layout (fp32, or a bf16 copy refreshed in place for bf16),
 - drops finished rows from the batch (compacting the cache) as completions stop and
@@ -125,13 +126,9 @@ class _GPT2:
         self.n_head = cfg.n_head
         self.n_pos = cfg.n_positions
         self.d_model = cfg.n_embd
-        act = cfg.activation_function
-        if act in _TANH_GELUS:
-            self.act = lambda x: F.gelu(x, approximate="tanh")
-        elif act == "gelu":
-            self.act = F.gelu
-        else:
-            self.act = tr.h[0].mlp.act
+        act = cfg.activation_function  # GELU is fused into the MLP's first linear; others run after it
+        self.gelu = "tanh" if act in _TANH_GELUS else "none" if act == "gelu" else None
+        self.act = tr.h[0].mlp.act
         self.layers = []
         for i, blk in enumerate(tr.h):
             scale = (cfg.n_embd // cfg.n_head) ** -0.5 if cfg.scale_attn_weights else 1.0
@@ -208,7 +205,8 @@ class _GPT2:
                 a = torch.matmul(torch.softmax(att, -1), vc)  # (N, H, 1, D)
             x = x + self.linear(a.transpose(1, 2).reshape(n, s, c).to(self.dtype), *layer["proj"])
             h = F.layer_norm(x, (c,), *layer["ln2"], self.eps)
-            x = x + self.linear(self.act(self.linear(h, *layer["fc"])), *layer["out"])
+            h = self.linear(h, *layer["fc"], gelu=self.gelu) if self.gelu else self.act(self.linear(h, *layer["fc"]))
+            x = x + self.linear(h, *layer["out"])
         x = F.layer_norm(x[:, -1], (c,), *self.lnf, self.eps)  # (N, C)
         return self.linear(x, self.head).float()  # (N, V)
 

@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from tinyreason import dist
@@ -31,6 +30,7 @@ from tinyreason.lm.curves import plot_curves
 from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
 from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.state import resume_training, save_training
+from tinyreason.lm.token_logprobs import token_logprobs
 from tinyreason.runlog import RunDir, console
 
 
@@ -145,8 +145,8 @@ def lm_loss_sum(model, ids, attn, loss_mask) -> tuple[torch.Tensor, torch.Tensor
     """Summed next-token cross entropy over masked targets, and the number of targets."""
     logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, L-1, V)
     targets, weights = ids[:, 1:], loss_mask[:, 1:] * attn[:, 1:]  # (B, L-1)
-    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    return (ce * weights.reshape(-1)).sum(), weights.sum()
+    ce = -token_logprobs(logits, targets)[0]  # (B, L-1) in cache-sized chunks, no full float32 copy of the logits
+    return (ce * weights).sum(), weights.sum()
 
 
 def build_model(cfg: SFTConfig, train: list[Sample], device):
