@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import torch
 
-CHUNK_ELEMENTS = 1 << 19  # ~2 MB of float32 per chunk
+CHUNK_ELEMENTS = 1 << 19  # ~2 MB of float32 per chunk: stays in a CPU core's cache
+CHUNK_ELEMENTS_GPU = 1 << 26  # GPUs stream memory fast; fewer, larger kernels there
+
+
+def _rows(logits: torch.Tensor) -> int:
+    per = CHUNK_ELEMENTS if logits.device.type == "cpu" else CHUNK_ELEMENTS_GPU
+    return max(1, per // logits.shape[-1])
 
 
 def _scaled(logits: torch.Tensor, inv_t: float) -> torch.Tensor:
@@ -27,8 +33,8 @@ def _scaled(logits: torch.Tensor, inv_t: float) -> torch.Tensor:
 class _TokenLogprobs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, targets, inv_t: float, with_entropy: bool, entropy_grad: bool):
-        m, v = logits.shape  # logits (M, V), targets (M,)
-        rows = max(1, CHUNK_ELEMENTS // v)
+        m = logits.shape[0]  # logits (M, V), targets (M,)
+        rows = _rows(logits)
         lse = logits.new_empty(m, dtype=torch.float32)  # (M,)
         logp = torch.empty_like(lse)  # (M,)
         ent = torch.empty_like(lse) if with_entropy else lse.new_empty(0)  # (M,)
@@ -51,8 +57,7 @@ class _TokenLogprobs(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_logp, g_ent):  # (M,), (M,) or None
         logits, targets, lse, ent = ctx.saved_tensors
-        m, v = logits.shape
-        rows = max(1, CHUNK_ELEMENTS // v)
+        m, rows = logits.shape[0], _rows(logits)
         grad = torch.empty_like(logits)  # (M, V) in the logits' dtype
         if g_logp is None:
             g_logp = lse.new_zeros(m)
