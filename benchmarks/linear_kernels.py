@@ -2,6 +2,8 @@
 model runs) vs oneDNN from dense tensors (`tinyreason.lm.onednn`, no weight conversion) vs
 oneDNN via `to_mkldnn` weight copies (the route used before, which must convert the weights
 after every optimizer step). Why `tinyreason.lm.onednn` exists; one run, same shapes.
+Also, at decode: dense vs packed weights (`onednn.pack`, oneDNN's blocked layout, what the
+sampler uses) in fp32 and bf16, and the cost of packing once per update.
 
 Shapes: the 124M config's 12 blocks (qkv, proj, fc, out) + the LM head (50257 x 768), at
 decode (8 rows: one prompt x G=8) and at training size (764 rows: a 92-token prompt + 8 x 84
@@ -54,7 +56,7 @@ def main() -> None:
             dnn = timed(lambda: [op(x[w.shape[1]], w, None, "none", [], "") for w in ws], args.reps)
             results.append((f"backward gx, {label}", mkl, dnn))
             mkl = timed(lambda: [x[w.shape[0]].t() @ x[w.shape[1]] for w in ws], args.reps)
-            dnn = timed(lambda: [op(x[w.shape[1]].t().contiguous(), x[w.shape[0]].t().contiguous(), None, "none", [], "")
+            dnn = timed(lambda: [op(x[w.shape[1]].t().contiguous(), x[w.shape[0]].t(), None, "none", [], "")
                                  for w in ws], args.reps)
             results.append((f"backward gw, {label}", mkl, dnn))
     for name, mkl, dnn in results:
@@ -62,6 +64,20 @@ def main() -> None:
     refresh = timed(lambda: [w.t().contiguous().to_mkldnn() for w in ws], args.reps)
     print(f"weight conversion for the to_mkldnn route (after every optimizer step): {refresh * 1e3:.0f} ms; "
           f"dense oneDNN route: none")
+
+    from tinyreason.lm import onednn
+
+    for dtype in (torch.float32, torch.bfloat16):  # decode, 8 rows: dense (out, in) weights vs packed
+        wd = [w.t().contiguous().to(dtype) for w in ws]  # (out, in)
+        x = {d: t.to(dtype) for d, t in rows(8).items()}
+        dense = timed(lambda: [op(x[w.shape[1]], w, None, "none", [], "") for w in wd], args.reps * 3)
+        pack = timed(lambda: [onednn.pack(w, 8) for w in wd], args.reps)
+        wp = [onednn.pack(w, 8) for w in wd]
+        packed = timed(lambda: [op(x[w.shape[1]], p, None, "none", [], "") for w, p in zip(wd, wp)], args.reps * 3)
+        name = str(dtype).replace("torch.", "")
+        print(f"decode, 8 rows, {name:8s}: dense {dense * 1e3:6.1f} ms  packed {packed * 1e3:6.1f} ms per token  "
+              f"speed-up {dense / packed:4.2f}x; packing {pack * 1e3:.0f} ms per update = "
+              f"{pack / max(dense - packed, 1e-9):.0f} tokens' saving")
 
 
 if __name__ == "__main__":

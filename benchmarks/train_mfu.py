@@ -1,6 +1,6 @@
 """Training MFU of the GPT-2 124M config on this machine, fp32 and bf16 autocast.
 
-One `chess sft` step (its loss, `sft.lm_loss_sum`, and its fused AdamW) on random tokens
+One `chess sft` step (its loss, `sft.lm_loss_sum`, its fused AdamW and its malloc setting) on random tokens
 (batch x seq_len), 6·N·tokens FLOPs
 (N = `count_params`, position table excluded) against the matmul peak measured by
 tinyreason.lm.mfu for the same dtype. Prints tokens/s, achieved TFLOP/s, peak and MFU.
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from tinyreason.device import autocast
+from tinyreason.device import autocast, keep_freed_memory
 from tinyreason.lm import mfu
 from tinyreason.lm.optim import adamw
 from tinyreason.lm.sft import lm_loss_sum
@@ -33,6 +33,7 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device("cpu")
+    keep_freed_memory()  # as `chess sft` on CPU
     model = random_model(None, seed=0, n_positions=1024).train()
     n = count_params(model)
     opt = adamw(model.parameters(), lr=1e-5)

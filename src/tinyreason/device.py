@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import sys
 from typing import Literal
 
 import torch
@@ -34,3 +36,24 @@ def autocast(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep the memory a CPU training step frees, for the next step.
+
+    By default glibc serves blocks above a (dynamic, <= 32 MiB) threshold with fresh `mmap`s
+    and returns freed heap tops to the OS, so every step's gradients, logits and activations
+    are faulted in and zeroed page by page again (GPT-2 124M bf16 GRPO: ~130k page faults,
+    ~0.4 s of a 2.5 s update). Blocks up to 1 GiB now come from the heap and it is never
+    trimmed: the process keeps its peak memory, as with the jemalloc/tcmalloc preloads of
+    PyTorch's CPU tuning guides. Process-wide; a no-op (False) where libc is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False

@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 from tinyreason import dist
 from tinyreason.chess.data import load_samples
 from tinyreason.config import StrictModel, parse_command
-from tinyreason.device import autocast, pick_device, pick_dtype
+from tinyreason.device import autocast, keep_freed_memory, pick_device, pick_dtype
 from tinyreason.fileio import atomic_write_json
 from tinyreason.lm import grpo, mfu
 from tinyreason.lm.curves import plot_curves
@@ -122,6 +122,8 @@ class GRPOTrainConfig(StrictModel):
 def main(argv: list[str]) -> int:
     cfg = parse_command(GRPOTrainConfig, argv, prog="tinyreason chess grpo")
     device = pick_device(cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
     info = dist.init(device.type)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)

@@ -3,7 +3,9 @@
 FLOPs per token: 6·N for a training forward+backward, 2·N for inference (N = parameters
 that do matmul work per token, `model.count_params`); attention-score FLOPs are left out,
 as in the usual 6N estimate. The CPU peak is the fastest single repetition of square
-matmuls (256 to 2048) in the given dtype, so other load on the machine does not lower it,
+matmuls (256 to 2048) in the given dtype, by torch's own matmul or, in fp32, by the oneDNN
+GEMM the trainers run (`tinyreason.lm.onednn`; ~2x MKL's sgemm on the development CPU),
+so other load on the machine does not lower it,
 measured once per (CPU, threads, dtype) and cached in ~/.cache/tinyreason/peak_flops.json;
 delete that file to measure again. A model's matmuls can exceed that benchmark only by
 noise; MFU is capped at 1 so a reported figure is never above 100%.
@@ -52,27 +54,31 @@ def _device_name(device: torch.device) -> str:
 
 
 def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds_per_size: float = 0.25) -> float:
-    """Best FLOP/s of one square matmul (256 to 2048) in `dtype` on `device`.
+    """Best FLOP/s of one square matmul (256 to 2048) in `dtype` on `device`, over torch.mm and,
+    where the trainers use it (fp32 on CPU), oneDNN's GEMM (`onednn.linear`).
 
     The fastest single repetition counts, not the mean: on a shared machine other work only
     ever slows a repetition down. Small sizes matter there: a 512 matmul (a few ms) often
     runs between two preemptions, a 2048 one (a second on one core) never does, and on
     this CPU both reach the same speed when the machine is idle."""
+    from tinyreason.lm import onednn
+
     best = 0.0
     for n in (256, 512, 1024, 2048):
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        torch.mm(a, b)  # warm-up
-        reps, t_end = 0, time.perf_counter() + seconds_per_size
-        while reps < 3 or time.perf_counter() < t_end:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            best = max(best, 2 * n**3 / (time.perf_counter() - t0))
-            reps += 1
+        for mm in (torch.mm, onednn.linear) if onednn.usable(b) else (torch.mm,):
+            mm(a, b)  # warm-up
+            reps, t_end = 0, time.perf_counter() + seconds_per_size
+            while reps < 3 or time.perf_counter() < t_end:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                mm(a, b)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                best = max(best, 2 * n**3 / (time.perf_counter() - t0))
+                reps += 1
     return best
 
 
@@ -84,7 +90,7 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> tuple[float, str]:
         for key, peaks in GPU_PEAK_TFLOPS.items():
             if key in name:
                 return peaks[dname] * 1e12, f"table:{key}"
-    key = f"{name}|{dname}|best-rep-v3"  # the measuring method is part of the key
+    key = f"{name}|{dname}|best-rep-v4"  # the measuring method is part of the key
     path = _cache_path()
     try:
         cache = json.loads(path.read_text())

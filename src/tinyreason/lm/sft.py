@@ -23,7 +23,7 @@ from pydantic import Field
 from tinyreason import dist
 from tinyreason.chess.data import Sample, load_samples
 from tinyreason.config import StrictModel, parse_command
-from tinyreason.device import autocast, pick_device, pick_dtype
+from tinyreason.device import autocast, keep_freed_memory, pick_device, pick_dtype
 from tinyreason.errors import UserError
 from tinyreason.lm import mfu
 from tinyreason.lm.curves import plot_curves
@@ -169,6 +169,8 @@ def build_model(cfg: SFTConfig, train: list[Sample], device):
 def main(argv: list[str]) -> int:
     cfg = parse_command(SFTConfig, argv, prog="tinyreason chess sft")
     device = pick_device(cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
     info = dist.init(device.type)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)

@@ -1,0 +1,99 @@
+"""The GRPO/SFT update's own parts against the plain PyTorch route, one run, same tensors (CPU).
+
+- token log-probs + entropy, forward+backward and forward only: the plain formula
+  (`logits.float() / T`, `log_softmax`, `gather`, softmax entropy) vs `tinyreason.lm.token_logprobs`
+  (row chunks); 124M shape: 672 completion tokens x 50257, bf16 logits as autocast gives them.
+- attention under bf16 autocast, forward+backward: SDPA (CPU flash kernel) vs the eager-style
+  route of `tinyreason.lm.grouped` (bf16 scores and softmax, as HF's eager attention under CPU
+  autocast); completion rows (8 x H x 84 queries over 92 prompt + 84 keys) of both configs.
+- AdamW step on the 124M parameters: torch's default (for-each loop on CPU) vs `fused=True`.
+
+    .venv/bin/python benchmarks/update_kernels.py [--threads 1] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def timed(fn, reps: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def plain_logprobs(logits, targets, temperature):
+    z = logits.float() / temperature
+    logsm = torch.log_softmax(z, -1)
+    return logsm.gather(-1, targets[:, None])[:, 0], -(logsm.exp() * logsm).sum(-1).detach()
+
+
+def report(name: str, plain: float, ours: float) -> None:
+    print(f"{name:52s} plain {plain * 1e3:8.1f} ms  ours {ours * 1e3:8.1f} ms  speed-up {plain / ours:5.2f}x", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    from tinyreason.lm.grouped import _attention
+    from tinyreason.lm.token_logprobs import token_logprobs
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    logits = (2 * torch.randn(672, 50257)).bfloat16().requires_grad_()
+    targets = torch.randint(0, 50257, (672,))
+
+    def fb(fn):
+        def run():
+            lp, _ = fn(logits, targets, 1.0)
+            lp.sum().backward()
+            logits.grad = None
+        return run
+
+    ours_fn = lambda x, t, temp: token_logprobs(x, t, temp, with_entropy=True)  # noqa: E731
+    report("token log-probs+entropy fwd+bwd, 672 x 50257 bf16", timed(fb(plain_logprobs), args.reps),
+           timed(fb(ours_fn), args.reps))
+    with torch.no_grad():
+        report("token log-probs fwd only (reference pass)", timed(lambda: plain_logprobs(logits, targets, 1.0), args.reps),
+               timed(lambda: token_logprobs(logits, targets, 1.0), args.reps))
+
+    for name, n, h in (("small", 16, 4), ("124M", 8, 12)):
+        q = torch.randn(n, h, 84, 64).requires_grad_()
+        k, v = torch.randn(n, h, 176, 64).requires_grad_(), torch.randn(n, h, 176, 64).requires_grad_()
+        ar = torch.arange(84)
+        mask = torch.cat([torch.ones(n, 1, 84, 92, dtype=torch.bool), (ar[None, :] <= ar[:, None]).expand(n, 1, 84, 84)], -1)
+        grad = torch.randn(n, h, 84, 64)
+
+        def attn(fn):
+            def run():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = fn(q.bfloat16(), k.bfloat16(), v.bfloat16())
+                out.backward(grad)
+                q.grad = k.grad = v.grad = None
+            return run
+
+        sdpa = attn(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, attn_mask=mask, scale=0.125))
+        eager = attn(lambda a, b, c: _attention(a, b, c, mask, 0.125))
+        report(f"attention fwd+bwd, bf16 autocast, {name} ({n}x{h}x84 q)", timed(sdpa, args.reps * 3),
+               timed(eager, args.reps * 3))
+
+    from tinyreason.lm.model import random_model
+
+    params = list(random_model(None, seed=0).parameters())  # GPT-2 124M config
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    loop, fused = torch.optim.AdamW(params, lr=1e-6), torch.optim.AdamW(params, lr=1e-6, fused=True)
+    report("AdamW step, 124M parameters (for-each vs fused)", timed(loop.step, args.reps), timed(fused.step, args.reps))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+import ctypes
+import platform
+
+import pytest
+import torch
+
+from tinyreason.device import autocast, keep_freed_memory, pick_device, pick_dtype
+from tinyreason.errors import UserError
+
+
+def test_dtype_names_and_fp16_refused():
+    assert pick_dtype("bf16") is torch.bfloat16 and pick_dtype("float32") is torch.float32
+    with pytest.raises(UserError, match="unsupported dtype 'float16'"):
+        pick_dtype("float16")
+
+
+def test_cpu_device_and_fp32_autocast_is_a_no_op():
+    assert pick_device("cpu").type == "cpu"
+    with autocast(torch.device("cpu"), torch.float32):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_large_blocks_come_from_the_heap_and_stay_there():
+    """After keep_freed_memory a 48 MiB tensor (a step's gradients or logits) is served from
+    the heap, not a fresh mmap, and freeing it does not give the memory back to the OS, so the
+    next step reuses those pages instead of faulting new ones in."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    assert keep_freed_memory()
+    before = libc.mallinfo2()
+    t = torch.ones(12 * 2**20)  # 48 MiB
+    during = libc.mallinfo2()
+    assert during.hblkhd - before.hblkhd < 2**20  # not mmapped (glibc's default above 32 MiB at most)
+    assert during.uordblks - before.uordblks >= 48 * 2**20  # in the heap
+    del t
+    after = libc.mallinfo2()
+    assert after.arena == during.arena  # heap not trimmed
+    assert after.fordblks - during.fordblks >= 48 * 2**20  # free in the heap for the next step
