@@ -13,20 +13,24 @@ completion has the full length on both sides; truncated completions are not mask
 default). Step 1
 (warm-up) is excluded; a step is rollout + rewards + reference + update + optimizer.
 Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
-Both sides run in this one process with the same glibc malloc setting: `chess grpo` sets
-`tinyreason.device.keep_freed_memory()` on CPU, which is process-wide, so the script sets it
-first. On glibc defaults TRL's 124M step took 1.6x (bf16) and 1.2x (fp32) as long here, in page
-faults; TRL users can get the same gain by preloading jemalloc or tcmalloc.
+Each side runs in its own fresh process, in turn per round. `chess grpo` sets
+`tinyreason.device.keep_freed_memory()` for itself on CPU (glibc malloc keeps freed memory, no
+page faults per step); TRL runs twice: as a TRL script runs (`trl`, glibc defaults) and with the
+same setting (`trl-malloc`, what a TRL user gets by preloading jemalloc or tcmalloc), so the
+ratio against TRL as shipped and the one with equal allocators come from the same run.
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
 
     .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--dtypes float32] [--threads 1] [--rounds 3]
+        [--trl-sides trl,trl-malloc]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -162,26 +166,65 @@ def check_loss_agreement(trainer, args) -> float:
     return abs(theirs - ours.item()), theirs, ours.item()
 
 
+def side_main(args) -> dict:
+    """One side in this (fresh) process: per-step times and completion lengths, and for TRL the
+    loss-agreement check."""
+    if args.side == "trl-malloc":
+        from tinyreason.device import keep_freed_memory
+
+        keep_freed_memory()  # what `chess grpo` sets for itself on CPU
+    if args.side == "ours":
+        times, lengths = run_ours(args.model_dir, args.data, args, args.out, args.dtypes)
+        return {"times": times, "lengths": lengths}
+    from tinyreason.chess.data import load_samples
+
+    trainer, times, lengths = run_trl(args.model_dir, load_samples(FIXTURE)[:32], args, args.out, args.dtypes)
+    return {"times": times, "lengths": lengths, "loss_check": check_loss_agreement(trainer, args)}
+
+
+def spawn(side: str, model_dir: Path, data: Path, out: Path, dtype: str, args) -> dict:
+    """Run one side in a fresh process (no allocator state, threads or caches shared)."""
+    cmd = [sys.executable, __file__, "--side", side, "--model-dir", str(model_dir), "--data", str(data), "--out", str(out),
+           "--dtypes", dtype, "--steps", str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
+           "--new-tokens", str(args.new_tokens), "--threads", str(args.threads), "--beta", str(args.beta),
+           "--loss-type", args.loss_type]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
+    if res.returncode or not lines:
+        sys.exit(f"{side} run failed (exit {res.returncode}):\n{res.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def fmt(times: list[float]) -> str:
+    return " ".join(f"{x:.2f}" for x in times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="small,124m")
     ap.add_argument("--dtypes", default="float32")
     ap.add_argument("--steps", type=int, default=0, help="steps per run incl. 1 warm-up (0: 4 small, 3 124m)")
     ap.add_argument("--prompts", type=int, default=0, help="prompts per step (0: 2 small, 1 124m)")
-    ap.add_argument("--rounds", type=int, default=1, help="repeat ours-then-TRL this many times; also report the overall mean")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the sides this many times; also report the overall mean")
+    ap.add_argument("--trl-sides", default="trl,trl-malloc",
+                    help="TRL as a TRL script runs (trl: glibc malloc defaults) and/or with our malloc setting (trl-malloc)")
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=84)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--loss-type", default="dapo", choices=["grpo", "dr_grpo", "dapo"])
+    ap.add_argument("--side", choices=["ours", "trl", "trl-malloc"], help=argparse.SUPPRESS)  # child process
+    ap.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT / "src"))
-    from tinyreason.device import keep_freed_memory
-
-    keep_freed_memory()  # what `chess grpo` sets on CPU; process-wide, so TRL runs with it too
+    if args.side:
+        print("RESULT " + json.dumps(side_main(args)), flush=True)
+        return
     from tinyreason.chess.data import load_samples
 
     samples = load_samples(FIXTURE)[:32]
@@ -189,32 +232,37 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="grpo_vs_trl_"))
     data = tmp / "policy.txt"
     data.write_text("\n".join(s.text for s in samples) + "\n")
-    print(f"torch threads {torch.get_num_threads()}; G={args.group}, <= {args.new_tokens} new tokens, beta {args.beta}, "
-          f"loss {args.loss_type}")
+    trl_sides = args.trl_sides.split(",")
+    print(f"torch threads {args.threads or 'default'}; G={args.group}, <= {args.new_tokens} new tokens, beta {args.beta}, "
+          f"loss {args.loss_type}; each side in a fresh process")
     for name in args.models.split(","):
         run_args = argparse.Namespace(**{**vars(args), "prompts": args.prompts or (2 if name == "small" else 1),
                                          "steps": args.steps or (4 if name == "small" else 3)})
         model_dir = make_model(name, lines, tmp / name)
         for dtype in args.dtypes.split(","):
-            ours_all, theirs_all = [], []
-            for r in range(args.rounds):  # ours then TRL per round: drifts of the host's speed hit both sides
-                ours, our_len = run_ours(model_dir, data, run_args, tmp / f"ours_{name}_{dtype}_{r}", dtype)
-                trainer, theirs, their_len = run_trl(model_dir, samples, run_args, tmp / f"trl_{name}_{dtype}_{r}", dtype)
-                diff, l_trl, l_ours = check_loss_agreement(trainer, run_args)
-                o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
-                ours_all += ours
-                theirs_all += theirs
-                print(f"{name:>5} {dtype:>8} ({run_args.prompts} prompts x G={args.group}, {run_args.steps - 1} timed steps): "
-                      f"ours {o:7.2f} s/step (completion {sum(our_len) / len(our_len):.1f} tok)  "
-                      f"TRL {t:7.2f} s/step (completion {sum(their_len) / max(1, len(their_len)):.1f} tok)  "
-                      f"speed-up {t / o:4.2f}x | loss check TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
-                print(f"      per step: ours {' '.join(f'{x:.2f}' for x in ours)} | TRL {' '.join(f'{x:.2f}' for x in theirs)}")
-                del trainer
+            all_times: dict[str, list[float]] = {side: [] for side in ["ours", *trl_sides]}
+            for r in range(args.rounds):  # sides in turn per round: drifts of the host's speed hit all of them
+                res = {side: spawn(side, model_dir, data, tmp / f"{side}_{name}_{dtype}_{r}", dtype, run_args)
+                       for side in all_times}
+                for side, out in res.items():
+                    all_times[side] += out["times"]
+                o = statistics.mean(res["ours"]["times"])
+                print(f"{name:>5} {dtype:>8} ({run_args.prompts} prompts x G={args.group}, {run_args.steps - 1} timed "
+                      f"steps, completions {statistics.mean(res['ours']['lengths']):.1f} tok): ours {o:.2f} s/step "
+                      f"[{fmt(res['ours']['times'])}]", flush=True)
+                for side in trl_sides:
+                    t = statistics.mean(res[side]["times"])
+                    diff, l_trl, l_ours = res[side]["loss_check"]
+                    print(f"      {side:>10}: {t:.2f} s/step [{fmt(res[side]['times'])}], completions "
+                          f"{statistics.mean(res[side]['lengths'] or [0]):.1f} tok, speed-up {t / o:4.2f}x | loss check "
+                          f"TRL {l_trl:.6f} ours {l_ours:.6f} |diff| {diff:.2e}", flush=True)
             if args.rounds > 1:
-                o, t = sum(ours_all) / len(ours_all), sum(theirs_all) / len(theirs_all)
-                om, tm = statistics.median(ours_all), statistics.median(theirs_all)
-                print(f"{name:>5} {dtype:>8} all {args.rounds} rounds: ours {o:.2f} s/step, TRL {t:.2f} s/step, "
-                      f"speed-up {t / o:4.2f}x (medians {om:.2f} / {tm:.2f} s: {tm / om:4.2f}x)", flush=True)
+                o, om = statistics.mean(all_times["ours"]), statistics.median(all_times["ours"])
+                for side in trl_sides:
+                    t, tm = statistics.mean(all_times[side]), statistics.median(all_times[side])
+                    print(f"{name:>5} {dtype:>8} all {args.rounds} rounds, {side}: ours {o:.2f} s/step, TRL {t:.2f} s/step, "
+                          f"speed-up {t / o:4.2f}x (medians {om:.2f} / {tm:.2f} s: {tm / om:4.2f}x)", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -65,3 +65,14 @@ def make_run(folder: Path, steps=(10, 20, 30, 40, 50), scales=(0.5, 0.1, 0.001, 
 def reference(fixtures: Path, name: str) -> dict[str, np.ndarray]:
     with np.load(fixtures / "hrm_official" / name / "reference_io.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+def assert_bf16_predictions(pred: np.ndarray, logits: np.ndarray) -> None:
+    """pred (..., T) against reference logits (..., T, V) of a bf16 model. bf16 GEMMs round
+    differently per kernel (bit-exact on AVX-512 oneDNN; AVX2 CPUs use another bf16 kernel),
+    so argmax may flip only where the reference's top-2 gap is within bf16 rounding of logits
+    around 1-2 (a few 2**-7 ulps)."""
+    top2 = np.sort(logits, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 0.05
+    agree = pred == logits.argmax(-1)
+    assert agree[clear].all() and agree.mean() >= 0.97

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hrm_test_utils import reference
+from hrm_test_utils import assert_bf16_predictions, reference
 
 from tinyreason.errors import UserError
 from tinyreason.hrm.checkpoint import load_checkpoint
@@ -47,7 +47,8 @@ def test_fixed_matches_reference_final_step(rope):
 def test_fixed_bf16_reference_tolerances(learned):
     loaded, ref = learned
     out = run_act(loaded.model, ref)
-    assert (out["predictions"].numpy() == ref["logits"][-1].argmax(-1)).mean() >= 0.995
+    assert_bf16_predictions(out["predictions"].numpy(), ref["logits"][-1])
+    assert np.abs(out["logits"].numpy() - ref["logits"][-1]).max() <= 0.25
     assert np.abs(out["q_halt_logits"].numpy() - ref["q_halt_logits"][-1]).max() <= 0.05
     assert np.abs(out["q_continue_logits"].numpy() - ref["q_continue_logits"][-1]).max() <= 0.05
 
@@ -74,8 +75,7 @@ def test_adaptive_stops_early_and_computes_only_running_rows(learned):
     assert out["steps"].tolist() == expected_steps.tolist()
     assert rows == [4, 1, 1]  # 6 row-steps instead of 12
     for row, s in enumerate(expected_steps):
-        agree = (out["predictions"][row].numpy() == ref["logits"][s - 1, row].argmax(-1)).mean()
-        assert agree >= 0.99
+        assert_bf16_predictions(out["predictions"][row].numpy(), ref["logits"][s - 1, row])
         assert abs(out["q_halt_logits"][row].item() - ref["q_halt_logits"][s - 1, row]) <= 0.05
 
 

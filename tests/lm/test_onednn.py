@@ -20,7 +20,8 @@ def test_packed_weight_gives_the_same_linear_for_any_row_count(dtype):
     torch.manual_seed(2)
     conv_w, b = torch.randn(16, 24).to(dtype), torch.randn(24).to(dtype)  # Conv1D layout (in, out)
     packed = onednn.pack(conv_w.t(), rows=8)
-    assert packed.is_mkldnn == (onednn._REORDER is not None)
+    expect_packed = onednn._REORDER is not None and (dtype == torch.float32 or onednn.bf16_packable())
+    assert packed.is_mkldnn == expect_packed
     for m in (1, 8, 30):
         x = torch.randn(m, 16).to(dtype)
         y = onednn.linear(x, packed, b)
@@ -58,3 +59,26 @@ def test_falls_back_off_fp32():
     torch.testing.assert_close(onednn.linear(x, w), F.linear(x, w))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not onednn.usable(torch.randn(2, 2))
+
+
+def test_bf16_stays_dense_where_onednn_has_no_bf16_gemm(monkeypatch):
+    """AVX2-only CPUs: oneDNN refuses to pack bf16, so `pack` keeps the dense weight and
+    `linear` runs it through F.linear (same result, no crash)."""
+    monkeypatch.setattr(onednn, "_BF16", False)
+    torch.manual_seed(4)
+    w, b, x = torch.randn(24, 16, dtype=torch.bfloat16), torch.randn(24, dtype=torch.bfloat16), torch.randn(5, 16, dtype=torch.bfloat16)
+    packed = onednn.pack(w, rows=5)
+    assert packed is w
+    torch.testing.assert_close(onednn.linear(x, packed, b, gelu="tanh"), F.gelu(F.linear(x, w, b), approximate="tanh"))
+    assert onednn.pack(w.float(), rows=5).is_mkldnn == (onednn._REORDER is not None)
+
+
+def test_bf16_probe_reports_what_pack_does():
+    if onednn._REORDER is None:
+        assert not onednn.bf16_packable()
+        return
+    try:
+        packed_ok = onednn._REORDER(torch.zeros(16, 16, dtype=torch.bfloat16), 1).is_mkldnn
+    except RuntimeError:
+        packed_ok = False
+    assert onednn.bf16_packable() == packed_ok

@@ -117,6 +117,18 @@ def test_bf16_sampler_close_to_fp32(tiny):
     assert torch.allclose(roll.logprobs, ref, atol=0.1)
 
 
+def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
+    """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler keeps dense bf16 weights."""
+    from tinyreason.lm import onednn, sampler
+
+    monkeypatch.setattr(onednn, "_BF16", False)
+    monkeypatch.setattr(sampler, "_CASTS", type(sampler._CASTS)())  # no view packed under the real probe
+    model, tok = tiny
+    roll = sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
+    assert not _GPT2.for_model(model, torch.bfloat16, 2).head.is_mkldnn
+    assert torch.allclose(roll.logprobs, _full_logprobs(model, roll, 0.0), atol=0.1)
+
+
 def test_prompt_too_long_is_a_user_error(tiny):
     from tinyreason.errors import UserError
 

@@ -9,7 +9,9 @@ the sampler reads the live parameters and sees every optimizer step at no cost.
 For decoding, where the same weights serve many small GEMMs, `pack` puts a weight in
 oneDNN's blocked layout once (fp32 or bf16): at 8 rows and GPT-2 124M shapes that runs the
 layers 1.6x and the LM head 1.8x faster than dense weights, which oneDNN re-packs per call.
-Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU.
+Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU, and
+leaves bf16 weights dense on CPUs whose oneDNN has no bf16 GEMM (AVX2-only x86: it needs
+AVX-512 BW/VL/DQ or AVX-NE-CONVERT).
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ def _find_op():
 
 _OP = _find_op()
 _REORDER = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _OP is not None else None
+_BF16: bool | None = None  # whether oneDNN packs and runs bf16 GEMMs on this CPU; probed once
+
+
+def bf16_packable() -> bool:
+    """True when oneDNN can pack bf16 weights here. Probed by packing a tiny weight once,
+    the only check that follows what this PyTorch build's oneDNN accepts on this CPU."""
+    global _BF16
+    if _BF16 is None:
+        try:
+            _BF16 = _REORDER is not None and _REORDER(torch.zeros(16, 16, dtype=torch.bfloat16), 1).is_mkldnn
+        except RuntimeError:  # "bf16 path needs the cpu support avx_ne_convert or avx512bw, ..."
+            _BF16 = False
+    return _BF16
 
 
 def usable(t: torch.Tensor) -> bool:
@@ -38,8 +53,11 @@ def usable(t: torch.Tensor) -> bool:
 def pack(w: torch.Tensor, rows: int) -> torch.Tensor:
     """w (out, in), any strides, fp32 or bf16, as a oneDNN tensor in the blocked layout for
     GEMMs of about `rows` input rows (any row count works); w itself where that is not
-    available. A copy: re-pack after the weight changes. Only `linear` takes the result."""
+    available (bf16 on a CPU without oneDNN bf16 GEMMs). A copy: re-pack after the weight
+    changes. Only `linear` takes the result."""
     if _REORDER is None or w.device.type != "cpu" or w.dtype not in (torch.float32, torch.bfloat16):
+        return w
+    if w.dtype == torch.bfloat16 and not bf16_packable():
         return w
     return _REORDER(w.detach(), rows)
 
