@@ -14,9 +14,13 @@ def test_cpu_fp32_peak_includes_the_onednn_gemm(monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(onednn, "linear", spy)
+    rng = torch.get_rng_state()
     peak = mfu.measure_peak_flops(torch.device("cpu"), torch.float32, seconds_per_size=0.0)
     assert peak > 0
     assert bool(calls) == onednn.usable(torch.zeros(1))
+    # measuring (first run on a machine) must not move the run's RNG, or that run would sample
+    # differently from every later one that reads the cached peak
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_mfu_is_a_capped_ratio():

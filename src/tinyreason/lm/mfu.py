@@ -60,13 +60,15 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds_per_siz
     The fastest single repetition counts, not the mean: on a shared machine other work only
     ever slows a repetition down. Small sizes matter there: a 512 matmul (a few ms) often
     runs between two preemptions, a 2048 one (a second on one core) never does, and on
-    this CPU both reach the same speed when the machine is idle."""
+    this CPU both reach the same speed when the machine is idle. Draws from its own generator:
+    a run that measures (first on a machine) samples exactly as one that reads the cache."""
     from tinyreason.lm import onednn
 
     best = 0.0
+    gen = torch.Generator(device=device).manual_seed(0)
     for n in (256, 512, 1024, 2048):
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
+        a = torch.randn(n, n, device=device, generator=gen).to(dtype)
+        b = torch.randn(n, n, device=device, generator=gen).to(dtype)
         for mm in (torch.mm, onednn.linear) if onednn.usable(b) else (torch.mm,):
             mm(a, b)  # warm-up
             reps, t_end = 0, time.perf_counter() + seconds_per_size
