@@ -31,13 +31,19 @@ def timed(fn, reps: int) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-def main() -> None:
+def setup() -> argparse.Namespace:
+    """--threads/--reps, applied: torch threads set and the RNG seeded (shared with update_kernels)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    return args
+
+
+def main() -> None:
+    args = setup()
     op = torch.ops.mkldnn._linear_pointwise
     ws = [torch.randn(i, o) * 0.02 for i, o in BLOCK * 12 + [HEAD]]  # (in, out) each
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); 124M block linears + LM head, fp32")

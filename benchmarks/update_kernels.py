@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-from linear_kernels import timed  # same folder: one warm-up call, then the mean of `reps`
+from linear_kernels import setup, timed  # same folder: shared arguments; one warm-up call, then the mean of `reps`
 
 
 def plain_logprobs(logits, targets, temperature):
@@ -31,12 +29,7 @@ def report(name: str, plain: float, ours: float) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=3)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = setup()
     from tinyreason.lm.grouped import _attention
     from tinyreason.lm.token_logprobs import token_logprobs
 

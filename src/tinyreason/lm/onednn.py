@@ -1,8 +1,9 @@
 """fp32 linear layers on oneDNN's GEMM for CPU, without weight conversion.
 
-On the development CPU (AMD EPYC, AVX-512) oneDNN runs GPT-2's fp32 GEMMs 1.3-2.2x faster
-than the MKL sgemm behind `torch.addmm`/`F.linear` (decode at 8 rows, training at ~760
-rows, LM head, forward and both backward products; `benchmarks/linear_kernels.py`).
+On the development CPUs (AMD EPYC, AVX-512) oneDNN runs GPT-2's fp32 GEMMs 1.3-2.2x (full-width
+AVX-512) or 1.0-1.6x (Zen 4) faster than the MKL sgemm behind `torch.addmm`/`F.linear` (decode
+at 8 rows, training at ~760 rows, LM head, forward and both backward products;
+`benchmarks/linear_kernels.py`).
 `torch.ops.mkldnn._linear_pointwise` (the op PyTorch's own CPU compiler emits) reads
 ordinary dense tensors, transposed views included, so weights need no `to_mkldnn` copy:
 the sampler reads the live parameters and sees every optimizer step at no cost.
