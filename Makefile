@@ -25,10 +25,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
-# The unit tests again with oneDNN and ATen kernels capped at AVX2 (no AVX-512, no bf16 GEMM
+# The unit tests again with oneDNN, ATen and MKL kernels capped at AVX2 (no AVX-512, no bf16 GEMM
 # in oneDNN), as on AVX2-only CPUs: kernel-dependent paths (bf16 packing, rounding) stay portable.
 test-avx2: $(STAMP)
-	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/demo.py

@@ -69,9 +69,9 @@ def reference(fixtures: Path, name: str) -> dict[str, np.ndarray]:
 
 def assert_bf16_predictions(pred: np.ndarray, logits: np.ndarray) -> None:
     """pred (..., T) against reference logits (..., T, V) of a bf16 model. bf16 GEMMs round
-    differently per kernel (bit-exact on AVX-512 oneDNN; AVX2 CPUs use another bf16 kernel),
-    so argmax may flip only where the reference's top-2 gap is within bf16 rounding of logits
-    around 1-2 (a few 2**-7 ulps)."""
+    differently per kernel (bit-exact on AVX-512 oneDNN; under `make test-avx2`'s caps logits
+    move by up to 0.17 and argmax flips at reference top-2 gaps up to 0.039), so: no flip
+    where the gap exceeds 0.05, and at least 97% agreement over all of `pred`."""
     top2 = np.sort(logits, -1)[..., -2:]
     clear = top2[..., 1] - top2[..., 0] > 0.05
     agree = pred == logits.argmax(-1)

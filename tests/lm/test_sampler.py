@@ -125,7 +125,8 @@ def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
     monkeypatch.setattr(sampler, "_CASTS", type(sampler._CASTS)())  # no view packed under the real probe
     model, tok = tiny
     roll = sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
-    assert not _GPT2.for_model(model, torch.bfloat16, 2).head.is_mkldnn
+    net = _GPT2.for_model(model, torch.bfloat16, 2)
+    assert not net.head.is_mkldnn and not net.layers[0]["qkv"][0].is_mkldnn
     assert torch.allclose(roll.logprobs, _full_logprobs(model, roll, 0.0), atol=0.1)
 
 

@@ -4,9 +4,9 @@ FLOPs per token: 6·N for a training forward+backward, 2·N for inference (N = p
 that do matmul work per token, `model.count_params`); attention-score FLOPs are left out,
 as in the usual 6N estimate. The CPU peak is the fastest single repetition of square
 matmuls (256 to 2048) in the given dtype, by torch's own matmul or, in fp32, by the oneDNN
-GEMM the trainers run (`tinyreason.lm.onednn`; ~2x MKL's sgemm on the development CPU),
-so other load on the machine does not lower it,
-measured once per (CPU, threads, dtype) and cached in ~/.cache/tinyreason/peak_flops.json;
+GEMM the trainers run (`tinyreason.lm.onednn`; 1.0-2x MKL's sgemm on the development CPUs).
+The fastest repetition, so other load on the machine does not lower it; measured once per
+(CPU, threads, ATen/oneDNN instruction caps, dtype) and cached in ~/.cache/tinyreason/peak_flops.json;
 delete that file to measure again. A model's matmuls can exceed that benchmark only by
 noise; MFU is capped at 1 so a reported figure is never above 100%.
 """
@@ -92,7 +92,9 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> tuple[float, str]:
         for key, peaks in GPU_PEAK_TFLOPS.items():
             if key in name:
                 return peaks[dname] * 1e12, f"table:{key}"
-    key = f"{name}|{dname}|best-rep-v4"  # the measuring method is part of the key
+    # kernel caps (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, as `make test-avx2` sets) change the peak
+    cap = f"{torch.backends.cpu.get_cpu_capability()}/{os.environ.get('ONEDNN_MAX_CPU_ISA', 'ALL')}"
+    key = f"{name}|{cap}|{dname}|best-rep-v4"  # the measuring method is part of the key
     path = _cache_path()
     try:
         cache = json.loads(path.read_text())

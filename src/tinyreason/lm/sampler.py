@@ -94,8 +94,9 @@ class _GPT2:
     dtypes (bf16) keep a copy of every weight in that dtype, refreshed in place (one strided
     copy, no allocation) when a parameter changed (an optimizer step bumps its version
     counter). On CPU the linear weights, LM head included, are then packed in oneDNN's
-    blocked layout for the decode batch (`onednn.pack`): decoding reads each weight once per
-    token, and packed weights make those small GEMMs 1.6-1.8x faster at GPT-2 124M shapes;
+    blocked layout for the decode batch (`onednn.pack`; bf16 stays dense where oneDNN has no
+    bf16 GEMM): decoding reads each weight once per token, and packed weights make those
+    small GEMMs 1.3-1.8x faster at GPT-2 124M shapes;
     re-packing costs ~0.2 s per update there, paid back within ~20 decode steps.
     """
 
