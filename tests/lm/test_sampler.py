@@ -180,3 +180,25 @@ def test_draw_at_the_top_of_the_cdf_takes_the_last_token_with_mass(monkeypatch):
     monkeypatch.setattr(sampler.torch, "rand", lambda *a, **k: torch.ones(2, 1))  # u * total == total
     probs = torch.tensor([[0.2, 0.8, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4]])
     assert sampler._draw(probs, None).tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sampler_follows_a_fused_adamw_step(dtype):
+    """The fused AdamW kernel writes parameters without bumping their version counters; the
+    trainers' `adamw` bumps them, so the sampler's packed/bf16 copies follow every step (a stale
+    copy sampled GRPO rollouts from the step-0 policy)."""
+    from tinyreason.lm.optim import adamw
+
+    tok = train_char_tokenizer(["P: rnbqkbnr/pppppppp/8 w KQkq - 0 1 M: e2e4 E: 0.3 B: e2e4"])
+    model = random_model(tok, seed=2, n_layer=2, n_embd=32, n_head=4, n_positions=64).eval()
+    opt = adamw(model.parameters(), lr=0.05)
+    ids = [tok("P: rnbq").input_ids]
+    for _ in range(2):
+        roll = sample(model, ids, 2, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
+        tol = 1e-4 if dtype == torch.float32 else 0.1
+        assert torch.allclose(roll.logprobs, _full_logprobs(model, roll, 0.0), atol=tol)
+        model.zero_grad()
+        model(input_ids=torch.tensor(ids), labels=torch.tensor(ids)).loss.backward()
+        versions = [p._version for p in model.parameters()]
+        opt.step()
+        assert all(p._version > v for p, v in zip(model.parameters(), versions))

@@ -149,7 +149,9 @@ class _GPT2:
     def for_model(model, dtype: torch.dtype, rows: int) -> "_GPT2":
         """The sampler view of `model` in `dtype`, packed for `rows` decode rows; cached until a
         parameter changes (bf16 copies are then refreshed in place) or `rows` does (the packed
-        layout depends on it, and with it the rounding: same calls, same results, as on resume)."""
+        layout depends on it, and with it the rounding: same calls, same results, as on resume).
+        Writers that skip version counters (torch's fused AdamW) must bump them
+        (`torch.autograd.graph.increment_version`, as `tinyreason.lm.optim.adamw` does)."""
         key = (dtype, rows, tuple((p.data_ptr(), p._version) for p in model.parameters()))
         cached = _CASTS.get(model)
         if cached is None or cached[0] != key:
