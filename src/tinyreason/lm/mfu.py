@@ -7,8 +7,8 @@ matmuls (256 to 2048) in the given dtype, by torch's own matmul or, in fp32, by 
 GEMM the trainers run (`tinyreason.lm.onednn`; 1.0-2x MKL's sgemm on the development CPUs).
 The fastest repetition, so other load on the machine does not lower it; measured once per
 (CPU, threads, ATen/oneDNN instruction caps, dtype) and cached in
-~/.cache/tinyreason/peak_flops.json; delete that file to measure again. A model's matmuls can exceed that benchmark only by
-noise; MFU is capped at 1 so a reported figure is never above 100%.
+~/.cache/tinyreason/peak_flops.json; delete that file to measure again. A model's matmuls can
+exceed that benchmark only by noise; MFU is capped at 1 so a reported figure is never above 100%.
 """
 
 from __future__ import annotations
