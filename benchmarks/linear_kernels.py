@@ -75,7 +75,7 @@ def main() -> None:
 
     for dtype in (torch.float32, torch.bfloat16):  # decode, 8 rows: dense (out, in) weights vs packed
         if dtype == torch.bfloat16 and not onednn.bf16_packable():
-            print("decode, 8 rows, bfloat16: skipped, this CPU's oneDNN has no bf16 GEMM (the sampler uses F.linear)")
+            print("decode, 8 rows, bfloat16: skipped, this CPU's oneDNN has no bf16 GEMM (bf16 is emulated by fp32 GEMMs)")
             continue
         wd = [w.t().contiguous().to(dtype) for w in ws]  # (out, in)
         x = {d: t.to(dtype) for d, t in rows(8).items()}
@@ -87,6 +87,8 @@ def main() -> None:
         print(f"decode, 8 rows, {name:8s}: dense {dense * 1e3:6.1f} ms  packed {packed * 1e3:6.1f} ms per token  "
               f"speed-up {dense / packed:4.2f}x; packing {pack * 1e3:.0f} ms per update = "
               f"{pack / max(dense - packed, 1e-9):.0f} tokens' saving")
+    print(f"fp32 route for dense weights on this CPU (tinyreason.lm.onednn.USE_ONEDNN_FP32): "
+          f"{'oneDNN' if onednn.USE_ONEDNN_FP32 else 'MKL (F.linear)'}")
 
 
 if __name__ == "__main__":

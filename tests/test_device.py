@@ -44,3 +44,15 @@ def test_large_blocks_come_from_the_heap_and_stay_there():
     after = libc.mallinfo2()
     assert after.arena == during.arena  # heap not trimmed
     assert after.fordblks - during.fordblks >= 48 * 2**20  # free in the heap for the next step
+
+
+def test_slow_bf16_flags_bf16_on_cpus_without_a_bf16_gemm(monkeypatch):
+    from tinyreason.device import slow_bf16
+    from tinyreason.lm import onednn
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(onednn, "_BF16", False)
+    assert slow_bf16(cpu, torch.bfloat16) == (onednn._OP is not None)
+    assert not slow_bf16(cpu, torch.float32)
+    monkeypatch.setattr(onednn, "_BF16", True)
+    assert not slow_bf16(cpu, torch.bfloat16)

@@ -131,3 +131,26 @@ def test_config_errors_are_one_line_user_errors():
     with pytest.raises(UserError, match="learned needs seq_len"):
         make_config({**tiny_config().model_dump(), "pos_encodings": "learned", "seq_len": None})
     assert HRMArchConfig.model_fields["forward_dtype"].default == "bfloat16"
+
+
+def test_casted_linear_emulates_bf16_without_a_bf16_gemm(monkeypatch):
+    """AVX2-only CPUs: bf16 linears run as fp32 GEMMs on bf16 values, the values (and
+    gradients) of PyTorch's bf16 GEMM up to summation order."""
+    from tinyreason.hrm import layers
+    from tinyreason.lm import onednn
+
+    torch.manual_seed(0)
+    lin = layers.CastedLinear(32, 24, bias=True)
+    torch.nn.init.normal_(lin.bias)
+    x0 = torch.randn(5, 32, dtype=torch.bfloat16)
+    out = []
+    for emulate in (True, False):
+        monkeypatch.setattr(onednn, "_BF16", not emulate)
+        x = x0.clone().requires_grad_()
+        y = lin(x)
+        y.float().square().sum().backward()
+        out.append((y.detach(), x.grad, lin.weight.grad.clone()))
+        lin.zero_grad()
+    for a, e in zip(*out):
+        assert a.dtype == e.dtype
+        torch.testing.assert_close(a.float(), e.float(), atol=2e-2, rtol=2e-2)

@@ -63,6 +63,28 @@ def test_grouped_bf16_autocast_matches_fp32_within_bf16_rounding(model):
     assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.99
 
 
+def test_grouped_bf16_emulation_matches_bf16_autocast(model, monkeypatch):
+    """Without a oneDNN bf16 GEMM (AVX2-only CPUs) bf16 linears and attention matmuls run as fp32
+    GEMMs on bf16 values: the same log-probs and gradients as PyTorch's bf16 kernels."""
+    from tinyreason.lm import onednn
+
+    pid, pm, cid, cm = _batch()
+    m = cm.bool()
+    w = model.transformer.h[1].attn.c_attn.weight
+    out = []
+    for emulate in (True, False):
+        monkeypatch.setattr(onednn, "emulate_bf16", lambda device="cpu", e=emulate: e)
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lp, _ = grouped_logprobs(model, pid, pm, cid, 2, 0.7)
+        lp[m].sum().backward()
+        out.append((lp.detach(), w.grad.clone()))
+    model.zero_grad()
+    (lp_e, g_e), (lp_b, g_b) = out
+    assert torch.allclose(lp_e[m], lp_b[m], atol=2e-2)
+    assert torch.nn.functional.cosine_similarity(g_e.flatten(), g_b.flatten(), dim=0) > 0.999
+
+
 def test_grouped_refuses_dropout_in_training_mode():
     m = random_model(None, vocab_size=11, n_layer=1, n_embd=16, n_head=2, n_positions=16).train()
     with pytest.raises(ValueError, match="dropout"):

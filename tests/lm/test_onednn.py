@@ -5,7 +5,15 @@ import torch.nn.functional as F
 from tinyreason.lm import onednn
 
 
-def test_linear_matches_f_linear_with_transposed_view():
+@pytest.fixture(params=[True, False], ids=["onednn-fp32", "mkl-fp32"])
+def fp32_route(request, monkeypatch):
+    """Both fp32 routes: oneDNN (AVX-512 CPUs) and MKL's F.linear (elsewhere); the oneDNN one
+    only where this build has the op."""
+    monkeypatch.setattr(onednn, "USE_ONEDNN_FP32", request.param and onednn._OP is not None)
+    return onednn.USE_ONEDNN_FP32
+
+
+def test_linear_matches_f_linear_with_transposed_view(fp32_route):
     torch.manual_seed(0)
     conv_w = torch.randn(16, 24)  # Conv1D layout (in, out)
     b = torch.randn(24)
@@ -16,21 +24,24 @@ def test_linear_matches_f_linear_with_transposed_view():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_packed_weight_gives_the_same_linear_for_any_row_count(dtype):
+def test_packed_weight_gives_the_same_linear_for_any_row_count(dtype, fp32_route):
     torch.manual_seed(2)
     conv_w, b = torch.randn(16, 24).to(dtype), torch.randn(24).to(dtype)  # Conv1D layout (in, out)
     packed = onednn.pack(conv_w.t(), rows=8)
-    expect_packed = onednn._REORDER is not None and (dtype == torch.float32 or onednn.bf16_packable())
-    assert packed.is_mkldnn == expect_packed
+    native_bf16 = dtype == torch.bfloat16 and onednn.bf16_packable()
+    if onednn._REORDER is not None:  # packed on either fp32 route; bf16 without a bf16 GEMM: an fp32 copy
+        assert packed.is_mkldnn and packed.dtype == (torch.bfloat16 if native_bf16 else torch.float32)
     for m in (1, 8, 30):
         x = torch.randn(m, 16).to(dtype)
         y = onednn.linear(x, packed, b)
         assert y.dtype == dtype
-        torch.testing.assert_close(y.float(), F.linear(x, conv_w.t(), b).float(), atol=1e-5, rtol=1e-5)
+        # bf16: rounding of the output apart (summation order differs between GEMMs)
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(y.float(), F.linear(x, conv_w.t(), b).float(), atol=tol, rtol=tol)
 
 
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
-def test_linear_with_fused_gelu(approximate):
+def test_linear_with_fused_gelu(approximate, fp32_route):
     torch.manual_seed(3)
     conv_w, b, x = torch.randn(16, 24), torch.randn(24), torch.randn(5, 16)
     expected = F.gelu(F.linear(x, conv_w.t(), b), approximate=approximate)
@@ -39,7 +50,7 @@ def test_linear_with_fused_gelu(approximate):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_grad_matches_autograd(bias):
+def test_linear_grad_matches_autograd(bias, fp32_route):
     torch.manual_seed(1)
     w1 = torch.randn(16, 24, requires_grad=True)  # used as a (out, in) = (24, 16) transposed view
     b1 = torch.randn(24, requires_grad=True) if bias else None
@@ -61,21 +72,59 @@ def test_falls_back_off_fp32():
         assert not onednn.usable(torch.randn(2, 2))
 
 
-def test_bf16_stays_dense_where_onednn_has_no_bf16_gemm(monkeypatch):
-    """AVX2-only CPUs: oneDNN refuses to pack bf16, so `pack` keeps the dense weight and
-    `linear` runs it through F.linear (same result, no crash)."""
+def test_bf16_is_emulated_where_onednn_has_no_bf16_gemm(monkeypatch, fp32_route):
+    """AVX2-only CPUs: oneDNN refuses to pack bf16, so `pack` keeps an fp32 packed copy of the
+    bf16 values and `linear` multiplies the widened input in fp32: a bf16 GEMM's values."""
     monkeypatch.setattr(onednn, "_BF16", False)
     torch.manual_seed(4)
     w, b, x = torch.randn(24, 16, dtype=torch.bfloat16), torch.randn(24, dtype=torch.bfloat16), torch.randn(5, 16, dtype=torch.bfloat16)
     packed = onednn.pack(w, rows=5)
-    assert packed is w
-    torch.testing.assert_close(onednn.linear(x, packed, b, gelu="tanh"), F.gelu(F.linear(x, w, b), approximate="tanh"))
-    assert onednn.pack(w.float(), rows=5).is_mkldnn == (onednn._REORDER is not None)
+    assert onednn.emulate_bf16() == (onednn._OP is not None)
+    if onednn._REORDER is not None:
+        assert packed.is_mkldnn and packed.dtype == torch.float32
+    y = onednn.linear(x, packed, b, gelu="tanh")
+    assert y.dtype == torch.bfloat16
+    expected = F.gelu(F.linear(x.float(), w.float(), b.float()), approximate="tanh").bfloat16()
+    torch.testing.assert_close(y.float(), expected.float(), atol=1e-5, rtol=8e-3)  # fused GELU: at most one bf16 ulp
+    torch.testing.assert_close(y.float(), F.gelu(F.linear(x, w, b), approximate="tanh").float(), atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("x_dtype", [torch.float32, torch.bfloat16])
+def test_bf16_linear_emulation_matches_autocast_values_and_gradients(x_dtype, fp32_route):
+    """`Bf16Linear` computes what F.linear does under CPU bf16 autocast, gradient dtypes included
+    (bit for bit where PyTorch's bf16 GEMM accumulates in the same order; bf16 rounding apart
+    elsewhere)."""
+    torch.manual_seed(5)
+    x0, w0, b0, gy = torch.randn(37, 64).to(x_dtype), torch.randn(48, 64), torch.randn(48), torch.randn(37, 48)
+    results = []
+    for emulated in (True, False):
+        x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = onednn.Bf16Linear.apply(x, w, b) if emulated else F.linear(x, w, b)
+        (y.float() * gy).sum().backward()
+        results.append([y] + [t.grad for t in (x, w, b)])
+    for a, e in zip(*results):
+        assert a.dtype == e.dtype
+        torch.testing.assert_close(a.float(), e.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_linear_grad_emulates_bf16_autocast_without_a_bf16_gemm(monkeypatch, fp32_route):
+    monkeypatch.setattr(onednn, "_BF16", False)
+    x, w = torch.randn(3, 8, requires_grad=True), torch.randn(4, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = onednn.linear_grad(x, w)
+    assert y.dtype == torch.bfloat16
+    assert ("Bf16Linear" in type(y.grad_fn).__name__) == (onednn._OP is not None)
+    monkeypatch.setattr(onednn, "_BF16", True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert "Bf16Linear" not in type(onednn.linear_grad(x, w).grad_fn).__name__
 
 
 def test_bf16_probe_reports_what_pack_does():
     w = torch.randn(24, 16, dtype=torch.bfloat16)
-    assert onednn.pack(w, rows=8).is_mkldnn == onednn.bf16_packable()
+    packed = onednn.pack(w, rows=8)
+    if onednn._REORDER is not None:
+        assert (packed.dtype == torch.bfloat16) == onednn.bf16_packable()
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # PyTorch's own (private) check
     if check is not None and onednn._REORDER is not None:
         assert onednn.bf16_packable() == check()

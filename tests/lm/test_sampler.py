@@ -118,16 +118,27 @@ def test_bf16_sampler_close_to_fp32(tiny):
 
 
 def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
-    """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler keeps dense bf16 weights."""
+    """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler packs fp32 copies of the bf16
+    weights and emulates bf16 (`onednn.emulate_bf16`), with the values of dense bf16 weights."""
     from tinyreason.lm import onednn, sampler
 
     monkeypatch.setattr(onednn, "_BF16", False)
-    monkeypatch.setattr(sampler, "_CASTS", type(sampler._CASTS)())  # no view packed under the real probe
     model, tok = tiny
-    roll = sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id, dtype=torch.bfloat16)
-    net = _GPT2.for_model(model, torch.bfloat16, 2)
-    assert not net.head.is_mkldnn and not net.layers[0]["qkv"][0].is_mkldnn
-    assert torch.allclose(roll.logprobs, _full_logprobs(model, roll, 0.0), atol=0.1)
+    rolls = []
+    for emulate in (True, False):
+        monkeypatch.setattr(sampler, "_CASTS", type(sampler._CASTS)())  # no view packed under another setting
+        if not emulate:  # reference: dense bf16 weights through F.linear
+            monkeypatch.setattr(onednn, "pack", lambda w, rows: w)
+        rolls.append(sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id,
+                            dtype=torch.bfloat16))
+        if emulate:
+            net = _GPT2.for_model(model, torch.bfloat16, 2)
+            assert net.head.dtype == net.layers[0]["qkv"][0].dtype == torch.float32  # fp32 copies of bf16 values
+            assert net.head.is_mkldnn == (onednn._REORDER is not None)
+    emulated, dense = rolls
+    assert torch.equal(emulated.completion_ids, dense.completion_ids)
+    assert torch.allclose(emulated.logprobs, dense.logprobs, atol=2e-2)
+    assert torch.allclose(emulated.logprobs, _full_logprobs(model, emulated, 0.0), atol=0.1)
 
 
 def test_prompt_too_long_is_a_user_error(tiny):

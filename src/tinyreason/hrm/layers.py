@@ -3,7 +3,9 @@
 Weights are stored in fp32 and cast to the forward dtype at use ("casted" layers), norms
 are weightless RMSNorm computed in fp32, attention is non-causal. Departure from the
 reference: attention runs through `torch.nn.functional.scaled_dot_product_attention`
-instead of flash-attn, so the same code runs on CPU and GPU.
+instead of flash-attn, so the same code runs on CPU and GPU; on CPUs without a bf16 GEMM
+(AVX2-only) bf16 linears run as fp32 GEMMs on the bf16 values (same values, 7-11x faster there;
+`tinyreason.device.slow_bf16`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tinyreason.device import slow_bf16
 
 
 def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2.0, upper: float = 2.0) -> torch.Tensor:
@@ -55,7 +59,10 @@ class CastedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias.to(x.dtype) if self.bias is not None else None
-        return F.linear(x, self.weight.to(x.dtype), bias)
+        w = self.weight.to(x.dtype)
+        if slow_bf16(x.device, x.dtype):  # bf16 values, fp32 accumulation, bf16 out: a bf16 GEMM's result
+            return F.linear(x.float(), w.float(), None if bias is None else bias.float()).to(x.dtype)
+        return F.linear(x, w, bias)
 
 
 class CastedEmbedding(nn.Module):

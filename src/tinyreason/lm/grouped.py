@@ -8,7 +8,8 @@ gradients from all G rows flow back into the one prompt pass. The math is GPT-2'
 (`GPT2LMHeadModel` modules, weights and autocast as they are); only the batching differs,
 so results equal a full forward of the concatenated sequences up to float rounding
 (tested). All tokens go through each linear layer as one flat matrix; in fp32 on CPU the
-linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`).
+linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`), and
+bf16 is emulated by fp32 GEMMs on CPUs without a bf16 GEMM (same values, `onednn.Bf16Linear`).
 Log-probs come from `tinyreason.lm.token_logprobs` (row chunks, no full float32 logits),
 and the tied embedding's gradient is added sparsely into the LM head's.
 
@@ -44,8 +45,18 @@ def _attention(q, k, v, mask: torch.Tensor, scale: float) -> torch.Tensor:
     if q.dtype != torch.bfloat16 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-    w = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale + bias, -1)  # (.., Sq, Sk)
-    return torch.matmul(w, v)  # (.., Sq, D)
+    w = torch.softmax(_bf16_matmul(q, k.transpose(-1, -2)) * scale + bias, -1)  # (.., Sq, Sk)
+    return _bf16_matmul(w, v)  # (.., Sq, D)
+
+
+def _bf16_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for bf16 CPU tensors: a bf16 matmul, or on CPUs without a oneDNN bf16 GEMM the
+    same values (fp32 accumulation, bf16 result, bf16 gradients) from an fp32 matmul of the
+    widened operands (`onednn.emulate_bf16`; ~10x faster there)."""
+    if not onednn.emulate_bf16():
+        return torch.matmul(a, b)
+    with torch.autocast("cpu", enabled=False):
+        return torch.matmul(a.float(), b.float()).to(torch.bfloat16)
 
 
 def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:

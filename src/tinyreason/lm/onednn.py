@@ -1,9 +1,13 @@
 """fp32 linear layers on oneDNN's GEMM for CPU, without weight conversion.
 
-On the development CPUs (AMD EPYC, AVX-512) oneDNN runs GPT-2's fp32 GEMMs 1.3-2.2x (full-width
-AVX-512) or 1.0-1.6x (Zen 4) faster than the MKL sgemm behind `torch.addmm`/`F.linear` (decode
-at 8 rows, training at ~760 rows, LM head, forward and both backward products;
-`benchmarks/linear_kernels.py`).
+On the development CPUs with AVX-512 (AMD EPYC) oneDNN runs GPT-2's fp32 GEMMs 1.3-2.2x
+(full-width AVX-512) or 1.0-1.6x (Zen 4) faster than the MKL sgemm behind
+`torch.addmm`/`F.linear` (decode at 8 rows, training at ~760 rows, LM head, forward and both
+backward products; `benchmarks/linear_kernels.py`). On an AVX2-only CPU (Zen 1) MKL wins
+against oneDNN from dense tensors (124M shapes: forward 1.5x, weight gradient 1.65x, input
+gradient on par; the small model's GRPO update 7%), so there `linear`/`linear_grad` keep fp32
+dense weights on `F.linear` (`USE_ONEDNN_FP32`); packed weights (below) still beat MKL there
+at decode (124M, 8 rows: 1.44x).
 `torch.ops.mkldnn._linear_pointwise` (the op PyTorch's own CPU compiler emits) reads
 ordinary dense tensors, transposed views included, so weights need no `to_mkldnn` copy:
 the sampler reads the live parameters and sees every optimizer step at no cost.
@@ -11,9 +15,14 @@ For decoding, where the same weights serve many small GEMMs, `pack` puts a weigh
 oneDNN's blocked layout once (fp32 or bf16): at 8 rows and GPT-2 124M shapes that runs a
 token's linears, LM head included, 1.3-1.6x (fp32) and 1.8x (bf16) faster than dense weights,
 which oneDNN re-packs per call.
-Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU, and
-leaves bf16 weights dense on CPUs whose oneDNN has no bf16 GEMM (AVX2-only x86: it needs
-AVX-512 BW/VL/DQ or AVX-NE-CONVERT).
+Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU.
+
+CPUs whose oneDNN has no bf16 GEMM (AVX2-only x86: it needs AVX-512 BW/VL/DQ or
+AVX-NE-CONVERT) run PyTorch's bf16 matmuls on a slow generic path (7-11x slower than fp32
+on a Zen 1 core at GPT-2 shapes). There bf16 is emulated (`emulate_bf16`): bf16 operands
+are widened to fp32 (exactly), multiplied by the fp32 GEMM (fp32 accumulation, as a bf16
+GEMM) and the result rounded to bf16 - the values of a bf16 GEMM up to summation order, at
+fp32 speed. `pack` then turns a bf16 weight into an fp32 copy of its (bf16) values.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ def _find_op():
 _OP = _find_op()
 _REORDER = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _OP is not None else None
 _BF16: bool | None = None  # whether oneDNN packs bf16 weights on this CPU; probed once
+# fp32 from dense weights on oneDNN only where it was measured faster than MKL: CPUs with
+# AVX-512 (PyTorch's own kernel capability, which follows ATEN_CPU_CAPABILITY caps)
+USE_ONEDNN_FP32 = _OP is not None and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def bf16_packable() -> bool:
@@ -47,28 +59,39 @@ def bf16_packable() -> bool:
     return _BF16
 
 
+def emulate_bf16(device: torch.device | str = "cpu") -> bool:
+    """True when bf16 matmuls on `device` should run as widened fp32 GEMMs (a CPU without a
+    oneDNN bf16 GEMM, with the oneDNN op present)."""
+    return _OP is not None and torch.device(device).type == "cpu" and not bf16_packable()
+
+
 def usable(t: torch.Tensor) -> bool:
-    """True when `t`'s linears can run on oneDNN here (fp32 on CPU, op present, no autocast)."""
-    return (_OP is not None and t.device.type == "cpu" and t.dtype == torch.float32
+    """True when `t`'s linears run on oneDNN here (fp32 on CPU, `USE_ONEDNN_FP32`, no autocast)."""
+    return (USE_ONEDNN_FP32 and t.device.type == "cpu" and t.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu"))
 
 
 def pack(w: torch.Tensor, rows: int) -> torch.Tensor:
     """w (out, in), any strides, fp32 or bf16, as a oneDNN tensor in the blocked layout for
     GEMMs of about `rows` input rows (any row count works); w itself where that is not
-    available (bf16 on a CPU without oneDNN bf16 GEMMs). A copy: re-pack after the weight
-    changes. Only `linear` takes the result."""
+    available. A bf16 weight on a CPU without oneDNN bf16 GEMMs becomes a packed fp32 copy of
+    its values (`linear` then emulates bf16). A copy: re-pack after the weight changes. Only
+    `linear` takes the result."""
     if _REORDER is None or w.device.type != "cpu" or w.dtype not in (torch.float32, torch.bfloat16):
         return w
     if w.dtype == torch.bfloat16 and not bf16_packable():
-        return w
+        w = w.float()
     return _REORDER(w.detach(), rows)
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
     """x (..., in) @ w.T + b -> (..., out) for w (out, in), any strides, or packed by `pack`
-    (then x and b in its dtype); no autograd. `gelu` "tanh" or "none" (erf) applies GELU
-    to the result, on oneDNN fused into the GEMM (on its float accumulator)."""
+    (then x and b in its dtype, or bf16 for the fp32 copy of a bf16 weight: emulated bf16,
+    bf16 out); no autograd. `gelu` "tanh" or "none" (erf) applies GELU to the result, on oneDNN
+    fused into the GEMM (on its float accumulator)."""
+    if x.dtype == torch.bfloat16 and w.dtype == torch.float32:  # bf16 emulated on an fp32 copy of bf16 values
+        y = linear(x.float(), w, None if b is None else b.float(), gelu)
+        return y.to(x.dtype)
     if not (w.is_mkldnn or usable(w)):
         y = F.linear(x, w, b)
         return y if gelu is None else F.gelu(y, approximate=gelu)
@@ -97,8 +120,48 @@ class Linear(torch.autograd.Function):
         return gx, gw, gb
 
 
+class Bf16Linear(torch.autograd.Function):
+    """What `F.linear` computes under CPU bf16 autocast - operands and bias rounded to bf16,
+    fp32 accumulation, bf16 output; bf16 gradients, cast to the dtypes of x, w and b - with
+    every GEMM run in fp32 on the widened bf16 values (`emulate_bf16`). Runs without autocast."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):  # x (M, in) any float dtype, w (out, in) fp32, b (out,) or None
+        with torch.autocast("cpu", enabled=False):
+            xb = x.to(torch.bfloat16).contiguous()  # (M, in) what autocast feeds the GEMM
+            wf = w.to(torch.bfloat16).float()  # (out, in)
+            bf = None if b is None else b.to(torch.bfloat16).float()
+            y = _gemm(xb.float(), wf, bf).to(torch.bfloat16)  # (M, out)
+        ctx.save_for_backward(xb, w)
+        ctx.x_dtype, ctx.has_bias = x.dtype, b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):  # gy (M, out) bf16
+        xb, w = ctx.saved_tensors
+        with torch.autocast("cpu", enabled=False):
+            gyf = gy.to(torch.bfloat16).float().contiguous()  # (M, out) bf16 values
+            gx = gw = gb = None
+            if ctx.needs_input_grad[0]:  # (M, in)
+                gx = _gemm(gyf, w.to(torch.bfloat16).float().t(), None).to(torch.bfloat16).to(ctx.x_dtype)
+            if ctx.needs_input_grad[1]:  # (out, in)
+                gw = _gemm(gyf.t().contiguous(), xb.float().t(), None).to(torch.bfloat16).to(w.dtype)
+            if ctx.has_bias and ctx.needs_input_grad[2]:  # (out,)
+                gb = gyf.sum(0).to(torch.bfloat16).float()
+        return gx, gw, gb
+
+
+def _gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """fp32 x (M, in) @ w.T + b for w (out, in), any strides, on oneDNN where `USE_ONEDNN_FP32`."""
+    return _OP(x, w, b, "none", [], "") if USE_ONEDNN_FP32 else F.linear(x, w, b)
+
+
 def linear_grad(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """Differentiable `linear`: x (M, in), w (out, in) -> (M, out)."""
+    """Differentiable `linear`: x (M, in), w (out, in) -> (M, out). Under CPU bf16 autocast on
+    a CPU without a oneDNN bf16 GEMM, bf16 is emulated (`Bf16Linear`)."""
+    if (w.device.type == "cpu" and w.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and emulate_bf16()):
+        return Bf16Linear.apply(x, w, b)
     if not usable(w):
         return F.linear(x, w, b)
     return Linear.apply(x, w, b)

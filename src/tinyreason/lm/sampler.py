@@ -10,7 +10,8 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   into the MLP's first GEMM on oneDNN; decode attention as batched matmuls, no SDPA mask
   per step),
 - on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
-  blocked layout (fp32, or a bf16 copy refreshed in place for bf16),
+  blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
+  GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
 - supports left-padded prompts of different lengths with exact position ids.
@@ -94,10 +95,10 @@ class _GPT2:
     dtypes (bf16) keep a copy of every weight in that dtype, refreshed in place (one strided
     copy, no allocation) when a parameter changed (an optimizer step bumps its version
     counter). On CPU the linear weights, LM head included, are then packed in oneDNN's
-    blocked layout for the decode batch (`onednn.pack`; bf16 stays dense where oneDNN has no
-    bf16 GEMM): decoding reads each weight once per token, and packed weights make those
-    small GEMMs 1.3-1.8x faster at GPT-2 124M shapes;
-    re-packing costs ~0.2 s per update there, paid back within ~20 decode steps.
+    blocked layout for the decode batch (`onednn.pack`; where oneDNN has no bf16 GEMM, fp32
+    copies of the bf16 values, bf16 emulated): decoding reads each weight once per token, and
+    packed weights make those small GEMMs 1.3-1.8x faster at GPT-2 124M shapes; re-packing
+    costs ~0.2 s per update there, paid back within ~20 decode steps.
     """
 
     def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None):
