@@ -46,19 +46,23 @@ def test_grouped_equals_plain_forward_values_and_gradients(model):
     model.zero_grad()
 
 
-def test_grouped_bf16_autocast_matches_fp32_within_bf16_rounding(model):
-    pid, pm, cid, cm = _batch()
-    m = cm.bool()
-    w = model.transformer.h[1].mlp.c_fc.weight
-    grads = []
-    for amp in (False, True):
-        model.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            lp, _ = grouped_logprobs(model, pid, pm, cid, 2, 0.7)
-        lp[m].sum().backward()
-        grads.append((lp.detach(), w.grad.clone()))
+def _logprobs_and_grad(model, w, m, amp: bool):
+    """Grouped log-probs of `_batch()` (bf16 autocast when `amp`) and the gradient of their
+    masked sum with respect to the parameter `w`."""
+    pid, pm, cid, _ = _batch()
     model.zero_grad()
-    (lp32, g32), (lp16, g16) = grads
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        lp, _ = grouped_logprobs(model, pid, pm, cid, 2, 0.7)
+    lp[m].sum().backward()
+    grad = w.grad.clone()
+    model.zero_grad()
+    return lp.detach(), grad
+
+
+def test_grouped_bf16_autocast_matches_fp32_within_bf16_rounding(model):
+    m = _batch()[3].bool()
+    w = model.transformer.h[1].mlp.c_fc.weight
+    (lp32, g32), (lp16, g16) = (_logprobs_and_grad(model, w, m, amp) for amp in (False, True))
     assert torch.allclose(lp16[m], lp32[m], atol=3e-2)
     assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.99
 
@@ -68,18 +72,12 @@ def test_grouped_bf16_emulation_matches_bf16_autocast(model, monkeypatch):
     GEMMs on bf16 values: the same log-probs and gradients as PyTorch's bf16 kernels."""
     from tinyreason.lm import onednn
 
-    pid, pm, cid, cm = _batch()
-    m = cm.bool()
+    m = _batch()[3].bool()
     w = model.transformer.h[1].attn.c_attn.weight
     out = []
     for emulate in (True, False):
         monkeypatch.setattr(onednn, "emulate_bf16", lambda device="cpu", e=emulate: e)
-        model.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            lp, _ = grouped_logprobs(model, pid, pm, cid, 2, 0.7)
-        lp[m].sum().backward()
-        out.append((lp.detach(), w.grad.clone()))
-    model.zero_grad()
+        out.append(_logprobs_and_grad(model, w, m, amp=True))
     (lp_e, g_e), (lp_b, g_b) = out
     assert torch.allclose(lp_e[m], lp_b[m], atol=2e-2)
     assert torch.nn.functional.cosine_similarity(g_e.flatten(), g_b.flatten(), dim=0) > 0.999
