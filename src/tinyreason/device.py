@@ -40,7 +40,8 @@ def autocast(device: torch.device, dtype: torch.dtype):
 
 def slow_bf16(device: torch.device, dtype: torch.dtype) -> bool:
     """True for bf16 on a CPU without a oneDNN bf16 GEMM (AVX2-only x86): PyTorch's bf16
-    matmuls run there on a generic path, 7-11x slower than fp32 (Zen 1, GPT-2 shapes)."""
+    matmuls run there on a generic path, 3-16x slower than fp32 (Zen 1, GPT-2 shapes;
+    `benchmarks/bf16_emulation.py`)."""
     from tinyreason.lm import onednn
 
     return dtype == torch.bfloat16 and device.type == "cpu" and onednn.emulate_bf16(device)

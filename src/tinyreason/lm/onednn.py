@@ -18,7 +18,7 @@ which oneDNN re-packs per call.
 Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU.
 
 CPUs whose oneDNN has no bf16 GEMM (AVX2-only x86: it needs AVX-512 BW/VL/DQ or
-AVX-NE-CONVERT) run PyTorch's bf16 matmuls on a slow generic path (7-11x slower than fp32
+AVX-NE-CONVERT) run PyTorch's bf16 matmuls on a slow generic path (3-16x slower than fp32
 on a Zen 1 core at GPT-2 shapes). There bf16 is emulated (`emulate_bf16`): bf16 operands
 are widened to fp32 (exactly), multiplied by the fp32 GEMM (fp32 accumulation, as a bf16
 GEMM) and the result rounded to bf16 - the values of a bf16 GEMM up to summation order, at

@@ -203,7 +203,7 @@ def main(argv: list[str]) -> int:
     if info.is_main:
         console.print(f"SFT: {n_params / 1e6:.2f}M params, {len(train)} samples, {rows.per_epoch} rows/epoch on {device}")
         if slow_bf16(device, amp):
-            console.print("[yellow]warning: this CPU has no bf16 GEMM (AVX2-only): bf16 autocast runs 7-11x slower "
+            console.print("[yellow]warning: this CPU has no bf16 GEMM (AVX2-only): bf16 autocast runs 3-16x slower "
                           "than dtype=float32 here[/yellow]")
 
     rows_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
