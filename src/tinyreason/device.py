@@ -42,9 +42,11 @@ def slow_bf16(device: torch.device, dtype: torch.dtype) -> bool:
     """True for bf16 on a CPU without a oneDNN bf16 GEMM (AVX2-only x86): PyTorch's bf16
     matmuls run there on a generic path, 3-16x slower than fp32 (Zen 1, GPT-2 shapes;
     `benchmarks/bf16_emulation.py`)."""
+    if dtype != torch.bfloat16 or device.type != "cpu":  # checked first: called per HRM linear
+        return False
     from tinyreason.lm import onednn
 
-    return dtype == torch.bfloat16 and device.type == "cpu" and onednn.emulate_bf16(device)
+    return onednn.emulate_bf16()
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)

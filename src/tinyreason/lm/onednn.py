@@ -59,10 +59,10 @@ def bf16_packable() -> bool:
     return _BF16
 
 
-def emulate_bf16(device: torch.device | str = "cpu") -> bool:
-    """True when bf16 matmuls on `device` should run as widened fp32 GEMMs (a CPU without a
-    oneDNN bf16 GEMM, with the oneDNN op present)."""
-    return _OP is not None and torch.device(device).type == "cpu" and not bf16_packable()
+def emulate_bf16() -> bool:
+    """True when bf16 matmuls on this CPU should run as widened fp32 GEMMs (no oneDNN bf16
+    GEMM, the oneDNN op present). Callers check that their tensors are on the CPU."""
+    return _OP is not None and not bf16_packable()
 
 
 def usable(t: torch.Tensor) -> bool:
