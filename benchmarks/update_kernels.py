@@ -4,7 +4,7 @@
   (`logits.float() / T`, `log_softmax`, `gather`, softmax entropy) vs `tinyreason.lm.token_logprobs`
   (row chunks); 124M shape: 672 completion tokens x 50257, bf16 logits as autocast gives them.
 - attention under bf16 autocast, forward+backward: SDPA (CPU flash kernel) vs the eager-style
-  route of `tinyreason.lm.grouped` (bf16 scores and softmax, as HF's eager attention under CPU
+  route of `tinyreason.lm.gpt2_ops.attention` (bf16 scores and softmax, as HF's eager attention under CPU
   autocast); completion rows (8 x H x 84 queries over 92 prompt + 84 keys) of both configs.
 - AdamW step on the 124M parameters: torch's default (for-each loop on CPU) vs `fused=True`.
 
@@ -30,7 +30,7 @@ def report(name: str, plain: float, ours: float) -> None:
 
 def main() -> None:
     args = setup()
-    from tinyreason.lm.grouped import _attention
+    from tinyreason.lm.gpt2_ops import attention
     from tinyreason.lm.token_logprobs import token_logprobs
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
@@ -67,7 +67,7 @@ def main() -> None:
             return run
 
         sdpa = attn(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, attn_mask=mask, scale=0.125))
-        eager = attn(lambda a, b, c: _attention(a, b, c, mask, 0.125))
+        eager = attn(lambda a, b, c: attention(a, b, c, mask, 0.125))
         report(f"attention fwd+bwd, bf16 autocast, {name} ({n}x{h}x84 q)", timed(sdpa, args.reps * 3),
                timed(eager, args.reps * 3))
 

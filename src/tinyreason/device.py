@@ -38,6 +38,10 @@ def autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+EMULATED_BF16_NOTE = ("note: this CPU has no bf16 GEMM (AVX2-only); bf16 is emulated with fp32 GEMMs "
+                      "(same values, no faster than dtype=float32)")
+
+
 def slow_bf16(device: torch.device, dtype: torch.dtype) -> bool:
     """True for bf16 on a CPU without a oneDNN bf16 GEMM (AVX2-only x86): PyTorch's bf16
     matmuls run there on a generic path, 3-16x slower than fp32 (Zen 1, GPT-2 shapes;

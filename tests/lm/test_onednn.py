@@ -64,6 +64,19 @@ def test_linear_grad_matches_autograd(bias, fp32_route):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.skipif(onednn._OP is None, reason="no oneDNN linear op in this build")
+@pytest.mark.parametrize("conv_layout", [True, False])
+def test_weight_gradient_comes_in_the_weights_layout(conv_layout):
+    """A Conv1D weight (in, out) used as `.t()` and a plain (out, in) weight both get their
+    gradient with their own strides (AccumulateGrad then keeps it instead of copying it)."""
+    torch.manual_seed(4)
+    w = torch.randn(16, 24).t() if conv_layout else torch.randn(24, 16)  # (out, in)
+    x, gy = torch.randn(9, 16), torch.randn(9, 24)
+    gw = onednn._weight_grad(gy, x, w)
+    assert gw.stride() == w.stride()
+    torch.testing.assert_close(gw, gy.t() @ x, atol=1e-5, rtol=1e-5)
+
+
 def test_falls_back_off_fp32():
     x, w = torch.randn(3, 8, dtype=torch.bfloat16), torch.randn(4, 8, dtype=torch.bfloat16)
     assert not onednn.usable(w)

@@ -26,43 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.lm import onednn
+from tinyreason.lm.gpt2_ops import attention, attn_scale, conv_linear, heads, mlp_act
 from tinyreason.lm.grpo import logprobs_from_logits
-
-_TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
-
-
-def _linear(conv, x: torch.Tensor) -> torch.Tensor:
-    """A GPT-2 Conv1D layer (weight (in, out)) applied to x (M, in); on oneDNN where usable."""
-    return onednn.linear_grad(x, conv.weight.t(), conv.bias)
-
-
-def _attention(q, k, v, mask: torch.Tensor, scale: float) -> torch.Tensor:
-    """softmax(q k^T * scale, masked) v for q (.., Sq, D), k/v (.., Sk, D), mask (.., Sq, Sk) bool.
-
-    bf16 on CPU: bf16 scores and softmax, as Hugging Face's eager GPT-2 attention computes
-    under CPU autocast (which keeps softmax in bf16); forward + backward 3-4x faster there
-    than the CPU flash kernel of SDPA at GRPO shapes. Otherwise SDPA (flash)."""
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-    w = torch.softmax(_bf16_matmul(q, k.transpose(-1, -2)) * scale + bias, -1)  # (.., Sq, Sk)
-    return _bf16_matmul(w, v)  # (.., Sq, D)
-
-
-def _bf16_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b for bf16 CPU tensors: a bf16 matmul, or on CPUs without a oneDNN bf16 GEMM the
-    same values (fp32 accumulation, bf16 result, bf16 gradients) from an fp32 matmul of the
-    widened operands (`onednn.emulate_bf16`; ~10x faster there)."""
-    if not onednn.emulate_bf16():
-        return torch.matmul(a, b)
-    with torch.autocast("cpu", enabled=False):
-        return torch.matmul(a.float(), b.float()).to(torch.bfloat16)
-
-
-def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
-    b, s, c = t.shape
-    return t.view(b, s, n_head, c // n_head).transpose(1, 2)  # (B, H, S, D)
-
 
 def grouped_logprobs(
     model,
@@ -109,24 +74,20 @@ def grouped_logprobs(
     # completion rows: their prompt's real tokens, then causal over the completion
     mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                         (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T, P+T)
-    act = (lambda h: F.gelu(h, approximate="tanh")) if cfg.activation_function in _TANH_GELUS else None
-
     for i, blk in enumerate(tr.h):
-        scale = (c // nh) ** -0.5 if cfg.scale_attn_weights else 1.0
-        if cfg.scale_attn_by_inverse_layer_idx:
-            scale /= float(i + 1)
-        qkv = _linear(blk.attn.c_attn, blk.ln_1(x))  # (B*P + N*T, 3C)
+        scale = attn_scale(cfg, i)
+        qkv = conv_linear(blk.attn.c_attn, blk.ln_1(x))  # (B*P + N*T, 3C)
         q, k, v = qkv.split(c, dim=-1)
-        qp, kp, vp = (_heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
-        qc, kc, vc = (_heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
-        ap = _attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
+        qp, kp, vp = (heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
+        qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
+        ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
         k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T, D)
         v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T, D)
-        ac = _attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T, D)
+        ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T, D)
         a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T, C)
-        x = x + _linear(blk.attn.c_proj, a)
-        h = _linear(blk.mlp.c_fc, blk.ln_2(x))
-        x = x + _linear(blk.mlp.c_proj, act(h) if act is not None else blk.mlp.act(h))
+        x = x + conv_linear(blk.attn.c_proj, a)
+        h = conv_linear(blk.mlp.c_fc, blk.ln_2(x))
+        x = x + conv_linear(blk.mlp.c_proj, mlp_act(cfg, blk)(h))
 
     # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1
     last_p = x[: b * p].view(b, p, c)[:, -1].repeat_interleave(g, 0)[:, None]  # (N, 1, C)

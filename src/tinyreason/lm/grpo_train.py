@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 from tinyreason import dist
 from tinyreason.chess.data import load_samples
 from tinyreason.config import StrictModel, parse_command
-from tinyreason.device import autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
+from tinyreason.device import EMULATED_BF16_NOTE, autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
 from tinyreason.fileio import atomic_write_json
 from tinyreason.lm import grpo, mfu
 from tinyreason.lm.curves import plot_curves
@@ -164,8 +164,7 @@ def main(argv: list[str]) -> int:
         console.print(f"GRPO: {n_params / 1e6:.1f}M params on {device} ({cfg.dtype}), {len(pools['policy'])} policy / "
                       f"{len(pools['env'])} env prompts, {g} x {n_prompts} x {info.world_size} completions per step")
         if slow_bf16(device, amp):
-            console.print("note: this CPU has no bf16 GEMM (AVX2-only); bf16 is emulated with fp32 GEMMs "
-                          "(same values, no faster than dtype=float32)")
+            console.print(EMULATED_BF16_NOTE)
 
     t_start, stop = time.perf_counter(), None
     step = start

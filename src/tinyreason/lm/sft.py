@@ -6,7 +6,8 @@ one sample per row, right-padded. The loss is on every token by default (how Roo
 was trained); `completion_only_loss` masks the prompts (prompt and completion are then
 tokenized separately, the way GRPO feeds prompts). AdamW, linear warmup + cosine decay
 to `min_lr_ratio`, gradient accumulation, bf16 autocast, periodic eval loss, atomic
-checkpoints with exact resume, torchrun (gradients all-reduced by hand).
+checkpoints with exact resume, torchrun (gradients all-reduced by hand). The loss runs on
+the trainers' own GPT-2 forward (`tinyreason.lm.causal`: HF's math, faster CPU kernels).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from pydantic import Field
 from tinyreason import dist
 from tinyreason.chess.data import Sample, load_samples
 from tinyreason.config import StrictModel, parse_command
-from tinyreason.device import autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
+from tinyreason.device import EMULATED_BF16_NOTE, autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
 from tinyreason.errors import UserError
 from tinyreason.lm import mfu
+from tinyreason.lm.causal import lm_loss_sum
 from tinyreason.lm.curves import plot_curves
 from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
 from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.state import resume_training, save_training
-from tinyreason.lm.token_logprobs import token_logprobs
 from tinyreason.runlog import RunDir, console
 
 
@@ -141,14 +142,6 @@ class Rows:
         return ids, attn, loss_mask
 
 
-def lm_loss_sum(model, ids, attn, loss_mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token cross entropy over masked targets, and the number of targets."""
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, L-1, V)
-    targets, weights = ids[:, 1:], loss_mask[:, 1:] * attn[:, 1:]  # (B, L-1)
-    ce = -token_logprobs(logits, targets)[0]  # (B, L-1) in cache-sized chunks, no full float32 copy of the logits
-    return (ce * weights).sum(), weights.sum()
-
-
 def build_model(cfg: SFTConfig, train: list[Sample], device):
     if cfg.model is not None:
         if cfg.char_tokenizer:
@@ -203,8 +196,7 @@ def main(argv: list[str]) -> int:
     if info.is_main:
         console.print(f"SFT: {n_params / 1e6:.2f}M params, {len(train)} samples, {rows.per_epoch} rows/epoch on {device}")
         if slow_bf16(device, amp):
-            console.print("[yellow]warning: this CPU has no bf16 GEMM (AVX2-only): bf16 autocast runs 3-16x slower "
-                          "than dtype=float32 here[/yellow]")
+            console.print(EMULATED_BF16_NOTE)
 
     rows_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
     t_start = time.perf_counter()

@@ -1,0 +1,68 @@
+"""Pieces of a GPT-2 block shared by the trainers' own forward passes (`grouped`, `causal`).
+
+Both run a `GPT2LMHeadModel`'s modules and weights with their linears on oneDNN
+(`tinyreason.lm.onednn`, fp32 on CPU; bf16 emulated by fp32 GEMMs on CPUs without a bf16
+GEMM) and attention written for CPU bf16; the math is Hugging Face's GPT-2.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tinyreason.lm import onednn
+
+_TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+
+
+def conv_linear(conv, x: torch.Tensor) -> torch.Tensor:
+    """A GPT-2 Conv1D layer (weight (in, out)) applied to x (M, in); on oneDNN where usable."""
+    return onednn.linear_grad(x, conv.weight.t(), conv.bias)
+
+
+def mlp_act(cfg, blk):
+    """The MLP's activation: tanh-GELU as one `F.gelu` call for GPT-2's "gelu_new" family
+    (the same function as HF's several-op version, one kernel), else the block's own module."""
+    if cfg.activation_function in _TANH_GELUS:
+        return lambda h: F.gelu(h, approximate="tanh")
+    return blk.mlp.act
+
+
+def attn_scale(cfg, layer: int) -> float:
+    """GPT-2's attention score scale for block `layer` (0-based)."""
+    scale = (cfg.n_embd // cfg.n_head) ** -0.5 if cfg.scale_attn_weights else 1.0
+    return scale / float(layer + 1) if cfg.scale_attn_by_inverse_layer_idx else scale
+
+
+def heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
+    b, s, c = t.shape
+    return t.view(b, s, n_head, c // n_head).transpose(1, 2)  # (B, H, S, D)
+
+
+def attention(q, k, v, mask: torch.Tensor | None, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T * scale, masked) v for q (.., Sq, D), k/v (.., Sk, D), mask (.., Sq, Sk)
+    bool or None for causal attention (Sq == Sk); dropout on the attention weights (as HF).
+
+    bf16 on CPU: bf16 scores and softmax, as Hugging Face's eager GPT-2 attention computes
+    under CPU autocast (which keeps softmax in bf16); forward + backward 3-4x faster there
+    than the CPU flash kernel of SDPA at GRPO shapes. Otherwise SDPA (flash)."""
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None,
+                                              scale=scale)
+    if mask is None:
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril_()  # (Sq, Sk)
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+    w = torch.softmax(bf16_matmul(q, k.transpose(-1, -2)) * scale + bias, -1)  # (.., Sq, Sk)
+    if dropout_p:
+        w = F.dropout(w, dropout_p)
+    return bf16_matmul(w, v)  # (.., Sq, D)
+
+
+def bf16_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for bf16 CPU tensors: a bf16 matmul, or on CPUs without a oneDNN bf16 GEMM the
+    same values (fp32 accumulation, bf16 result, bf16 gradients) from an fp32 matmul of the
+    widened operands (`onednn.emulate_bf16`; ~10x faster there)."""
+    if not onednn.emulate_bf16():
+        return torch.matmul(a, b)
+    with torch.autocast("cpu", enabled=False):
+        return torch.matmul(a.float(), b.float()).to(torch.bfloat16)
