@@ -194,20 +194,26 @@ class _GPT2:
             ok[:, end:] = False  # (N, Tmax) slots after this token are not written yet
             bias = torch.zeros(ok.shape, dtype=kv_dtype, device=ids.device).masked_fill_(~ok, float("-inf"))
             bias = bias[:, None, None, :]  # (N, 1, 1, Tmax)
+        fused = s == 1 and prefix is not None and prefix.fused(cache[0][0])  # decode attention in one C call
         for i, (layer, (kc, vc)) in enumerate(zip(self.layers, cache)):
             h = F.layer_norm(x, (c,), *layer["ln1"], self.eps)
-            q, k, v = self.linear(h, *layer["qkv"]).to(kv_dtype).split(c, dim=-1)  # (N, S, C) each
-            q, k, v = (t.view(n, s, self.n_head, -1).transpose(1, 2) for t in (q, k, v))  # (N, H, S, D)
-            kc[:, :, start:end] = k
-            vc[:, :, start:end] = v
-            if s > 1:
-                a = F.scaled_dot_product_attention(q, kc[:, :, :end], vc[:, :, :end], attn_mask=mask, scale=layer["scale"])
-            elif prefix is not None:
-                a = prefix.attend(i, q, kc[:, :, :end], vc[:, :, :end], layer["scale"])  # (N, H, 1, D)
+            qkv = self.linear(h, *layer["qkv"]).to(kv_dtype)  # (N, S, 3C)
+            if fused:  # cache write and shared-prefix attention
+                a = prefix.attend_fused(i, qkv.view(n, 3 * c), kc, vc, start, layer["scale"]).view(n, s, c)
             else:
-                att = torch.matmul(q, kc.transpose(-1, -2)) * layer["scale"] + bias  # (N, H, 1, Tmax)
-                a = torch.matmul(torch.softmax(att, -1), vc)  # (N, H, 1, D)
-            x = x + self.linear(a.transpose(1, 2).reshape(n, s, c).to(self.dtype), *layer["proj"])
+                q, k, v = (t.view(n, s, self.n_head, -1).transpose(1, 2) for t in qkv.split(c, dim=-1))  # (N, H, S, D)
+                kc[:, :, start:end] = k
+                vc[:, :, start:end] = v
+                if s > 1:
+                    a = F.scaled_dot_product_attention(q, kc[:, :, :end], vc[:, :, :end], attn_mask=mask,
+                                                       scale=layer["scale"])
+                elif prefix is not None:
+                    a = prefix.attend(i, q, kc[:, :, :end], vc[:, :, :end], layer["scale"])  # (N, H, 1, D)
+                else:
+                    att = torch.matmul(q, kc.transpose(-1, -2)) * layer["scale"] + bias  # (N, H, 1, Tmax)
+                    a = torch.matmul(torch.softmax(att, -1), vc)  # (N, H, 1, D)
+                a = a.transpose(1, 2).reshape(n, s, c)  # (N, S, C)
+            x = x + self.linear(a.to(self.dtype), *layer["proj"])
             h = F.layer_norm(x, (c,), *layer["ln2"], self.eps)
             h = self.linear(h, *layer["fc"], gelu=self.gelu) if self.gelu else self.act(self.linear(h, *layer["fc"]))
             x = x + self.linear(h, *layer["out"])

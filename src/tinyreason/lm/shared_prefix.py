@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from tinyreason.lm import decode_kernel
+
+DECODE_KERNEL_MAX_KV = 1 << 21  # K/V values per call up to which the C kernel is used with several threads
+
 
 class SharedPrefix:
     """Shared-prefix decode attention: one copy of each prompt's K/V serves its G rows.
@@ -28,6 +32,11 @@ class SharedPrefix:
         self.g = g
         self.groups = torch.arange(p_mask.shape[0], device=p_mask.device)  # (B',) original ids of the groups held
         self.slot: torch.Tensor | None = None  # (A,) row index in the (B*G) grid; None = all rows, in order
+        # for the C kernel (`decode_kernel`): each row's group among those held, each group's first real
+        # prompt slot (prompts are left-padded; None if a mask is not, then only `attend` applies)
+        self.row_group = torch.div(torch.arange(p_mask.shape[0] * g, device=p_mask.device), g, rounding_mode="floor")
+        left_padded = not bool((p_mask[:, 1:] < p_mask[:, :-1]).any())
+        self.pstart = (p_mask.shape[1] - p_mask.sum(-1)).contiguous() if left_padded else None  # (B',)
 
     def keep(self, active: torch.Tensor) -> None:
         """Rows `active` (original row ids, ascending) remain: drop groups with no active row."""
@@ -37,8 +46,28 @@ class SharedPrefix:
             held = torch.searchsorted(self.groups, alive)  # (B',) where those groups are held now
             self.kv = [(k[held], v[held]) for k, v in self.kv]
             self.bias, self.groups = self.bias[held], alive
+            self.pstart = None if self.pstart is None else self.pstart[held]
         slot = local * self.g + active % self.g  # (A,)
         self.slot = None if slot.numel() == alive.numel() * self.g else slot
+        self.row_group = local.contiguous()
+
+    def fused(self, kc: torch.Tensor) -> bool:
+        """True when `attend_fused` applies and pays: the C kernel is loaded, fp32 CPU tensors,
+        left-padded prompts, and one torch thread or a small batch. The kernel runs on one thread;
+        with two, PyTorch's ops caught up at ~9M K/V values per call (64 rows of GPT-2 124M),
+        while at GRPO's 8-16 rows (~1M) the kernel stayed 1.6-2.3x faster
+        (`benchmarks/decode_attention.py`)."""
+        if self.pstart is None or kc.device.type != "cpu" or kc.dtype != torch.float32:
+            return False
+        a, h, t_cap, d = kc.shape
+        small = a * h * (self.kv[0][0].shape[2] + t_cap) * d <= DECODE_KERNEL_MAX_KV
+        return (small or torch.get_num_threads() == 1) and decode_kernel.available()
+
+    def attend_fused(self, i: int, qkv, kc, vc, t: int, scale: float) -> torch.Tensor:
+        """`attend` and the cache write in one C call: qkv (A, 3C) of this step, kc/vc (A, H, Tnew, D)
+        the generated K/V, the new ones written at slot t -> (A, C)."""
+        kp, vp = self.kv[i]
+        return decode_kernel.decode_attention(qkv, kc, vc, t, kp, vp, self.row_group, self.pstart, scale)
 
     def attend(self, i: int, q, ks, vs, scale: float) -> torch.Tensor:
         """q (A, H, 1, D); ks, vs (A, H, t, D) the K/V of the t tokens generated so far -> (A, H, 1, D)."""
