@@ -30,7 +30,7 @@ def _compile():
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None or not _SRC.exists():
         return False
-    with tempfile.TemporaryDirectory(prefix="tinyreason_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tinyreason_", ignore_cleanup_errors=True) as tmp:
         so = Path(tmp) / "decode_attention.so"
         for arch in (["-march=native"], []):  # -march=native is not known to every compiler
             cmd = [cc, "-O3", *arch, "-ffast-math", "-shared", "-fPIC", str(_SRC), "-o", str(so), "-lm"]
@@ -68,7 +68,7 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
     if qkv.shape != (a, 3 * h * d) or grp.shape != (a,) or not 0 <= t < tcap:
         raise ValueError("decode_attention: inconsistent shapes")
     grp, pstart = grp.contiguous().to(torch.int64), pstart.contiguous().to(torch.int64)
-    out = torch.empty(a, h * d)  # (A, C)
+    out = torch.empty(a, h * d, dtype=torch.float32)  # (A, C)
     rc = _FN(qkv.data_ptr(), a, h, d, kc.data_ptr(), vc.data_ptr(), tcap, t, kp.data_ptr(), vp.data_ptr(),
              kp.shape[2], grp.data_ptr(), pstart.data_ptr(), scale, out.data_ptr())
     if rc:
