@@ -135,6 +135,8 @@ def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
             net = _GPT2.for_model(model, torch.bfloat16, 2)
             assert net.head.dtype == net.layers[0]["qkv"][0].dtype == torch.float32  # fp32 copies of bf16 values
             assert net.head.is_mkldnn == (onednn._REORDER is not None)
+            w_shape = model.transformer.h[0].attn.c_attn.weight.t().shape  # (3C, C): no other tensor has it
+            assert not any(c.shape == w_shape for c in net._copies)  # no bf16 copy beside the fp32 one
     emulated, dense = rolls
     assert torch.equal(emulated.completion_ids, dense.completion_ids)
     assert torch.allclose(emulated.logprobs, dense.logprobs, atol=2e-2)
