@@ -64,9 +64,8 @@ def test_linear_grad_matches_autograd(bias, fp32_route):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.skipif(onednn._OP is None, reason="no oneDNN linear op in this build")
 @pytest.mark.parametrize("conv_layout", [True, False])
-def test_weight_gradient_comes_in_the_weights_layout(conv_layout):
+def test_weight_gradient_comes_in_the_weights_layout(conv_layout, fp32_route):
     """A Conv1D weight (in, out) used as `.t()` and a plain (out, in) weight both get their
     gradient with their own strides (AccumulateGrad then keeps it instead of copying it)."""
     torch.manual_seed(4)

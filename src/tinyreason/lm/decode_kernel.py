@@ -59,7 +59,9 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
     qkv (A, 3C) the step's q|k|v; kc, vc (A, H, Tcap, D) generated-token caches, the new k, v
     written at slot t, attending to slots [0, t]; kp, vp (B, H, P, D) prompt K/V per group;
     grp (A,) int64 group of each row; pstart (B,) int64 first real (non-padding) prompt slot."""
-    if not (_FN or (available() and _FN)):
+    if _FN is None:
+        available()  # compiles it
+    if not _FN:
         raise RuntimeError("the decode attention kernel is not available here (see decode_kernel.available)")
     a, h, tcap, d = kc.shape
     for x in (qkv, kc, vc, kp, vp):
