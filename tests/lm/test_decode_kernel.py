@@ -1,4 +1,5 @@
-"""The C decode-attention kernel equals the sampler's PyTorch shared-prefix attention."""
+"""The C decode kernels equal what they replace: the sampler's PyTorch shared-prefix attention and
+oneDNN's linears."""
 
 import pytest
 import torch
@@ -69,7 +70,73 @@ def test_kernel_is_skipped_where_it_does_not_apply(monkeypatch):
         assert not pre.fused(torch.zeros(2, 1, 4, 2)) and not pre.fused(torch.zeros(2, 1, 4, 2).bfloat16())
         torch.set_num_threads(1)
         assert pre.fused(torch.zeros(2, 1, 4, 2))
-    monkeypatch.setattr(decode_kernel, "_FN", None)
+    monkeypatch.setattr(decode_kernel, "_LIB", None)
     monkeypatch.setenv("CC", "/nonexistent/cc")
     assert not decode_kernel.available()  # no compiler: the sampler keeps its PyTorch ops
-    assert decode_kernel._FN is False
+    assert decode_kernel._LIB is False
+    assert not decode_kernel.use_linear("cpu")  # ... and its oneDNN linears
+
+
+@needs_kernel
+@pytest.mark.parametrize("rows", [1, 5, 12, 13, 16, 30])
+@pytest.mark.parametrize("gelu", [None, "tanh", "none"])
+def test_linear_equals_f_linear(rows, gelu):
+    torch.manual_seed(rows)
+    conv_w = torch.randn(37, 21)  # Conv1D layout (in, out): 21 outputs, not a multiple of the 8-column panels
+    w, b, x = conv_w.t(), torch.randn(21), torch.randn(2, rows, 37)  # w (out, in) as a strided view
+    ref = torch.nn.functional.linear(x, w, b)
+    if gelu is not None:
+        ref = torch.nn.functional.gelu(ref, approximate=gelu)
+    out = decode_kernel.linear(x, decode_kernel.Panels(w), b, gelu)
+    assert out.shape == (2, rows, 21)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    no_bias = decode_kernel.linear(x[0], decode_kernel.Panels(w))
+    torch.testing.assert_close(no_bias, x[0] @ conv_w, atol=1e-5, rtol=1e-5)
+
+
+@needs_kernel
+def test_linear_emulates_bf16_on_the_fp32_values():
+    torch.manual_seed(0)
+    w, b, x = (torch.randn(24, 40).bfloat16(), torch.randn(24).bfloat16(), torch.randn(6, 40).bfloat16())
+    out = decode_kernel.linear(x, decode_kernel.Panels(w), b)
+    assert out.dtype == torch.bfloat16  # fp32 math on the bf16 values, rounded once (a bf16 GEMM's result)
+    ref = torch.nn.functional.linear(x.float(), w.float(), b.float())
+    torch.testing.assert_close(out.float(), ref.bfloat16().float(), atol=0.0, rtol=2 ** -7)
+
+
+def test_linear_is_used_only_where_measured_faster(monkeypatch):
+    if not decode_kernel.available():
+        assert not decode_kernel.use_linear("cpu")
+        return
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+        torch.set_num_threads(1)
+        assert decode_kernel.use_linear("cpu") and not decode_kernel.use_linear("meta")
+        torch.set_num_threads(2)  # oneDNN's threads catch up
+        assert not decode_kernel.use_linear("cpu")
+        monkeypatch.setattr(decode_kernel, "LINEAR", True)  # forced (tests, benchmarks)
+        assert decode_kernel.use_linear("cpu")
+        monkeypatch.setattr(decode_kernel, "LINEAR", None)
+        torch.set_num_threads(1)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # oneDNN matched there
+        assert not decode_kernel.use_linear("cpu")
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sampler_gives_the_same_rollout_with_c_or_onednn_linears(tiny, monkeypatch, dtype):
+    model, tok = tiny
+    stops = stop_token_ids(tok, ["e", "4"])
+    prompts = [tok(x).input_ids for x in ("P: rnbqkbnr", "A: +", "P: 8/8 w")]
+    runs = []
+    for on in (True, False):
+        monkeypatch.setattr(decode_kernel, "LINEAR", on)
+        torch.manual_seed(5)
+        runs.append(sample(model, prompts, 3, 12, 1.0, stop_ids=stops, pad_id=tok.pad_token_id, dtype=dtype,
+                           compact_fraction=0.01))
+    a, b = runs
+    assert torch.equal(a.completion_ids, b.completion_ids)
+    torch.testing.assert_close(a.logprobs, b.logprobs, atol=1e-4 if dtype == torch.float32 else 2e-2, rtol=1e-4)

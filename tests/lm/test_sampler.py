@@ -120,9 +120,10 @@ def test_bf16_sampler_close_to_fp32(tiny):
 def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
     """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler packs fp32 copies of the bf16
     weights and emulates bf16 (`onednn.emulate_bf16`), with the values of dense bf16 weights."""
-    from tinyreason.lm import onednn, sampler
+    from tinyreason.lm import decode_kernel, onednn, sampler
 
     monkeypatch.setattr(onednn, "_BF16", False)
+    monkeypatch.setattr(decode_kernel, "LINEAR", False)  # oneDNN's linears (the C ones: test_decode_kernel)
     model, tok = tiny
     rolls = []
     for emulate in (True, False):

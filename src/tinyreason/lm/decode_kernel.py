@@ -1,4 +1,5 @@
-"""The sampler's decode attention as one C function per layer (`decode_attention.c`), on CPU.
+"""The sampler's C kernels on CPU: decode attention as one call per layer (`decode_attention.c`)
+and, on AVX2 CPUs, its linears at decode batch sizes (`decode_linear.c`).
 
 Decoding a small GPT-2 on a CPU core is bound by per-op cost, not arithmetic: one layer's
 shared-prefix attention is ~25 PyTorch ops (cache writes, four batched matmuls, softmax,
@@ -8,6 +9,12 @@ the system C compiler (`$CC`, else `cc`) when first needed, once per process, in
 temporary file loaded with ctypes: no build step, no torch headers, nothing cached on disk
 that another CPU could load. Without a compiler, or where compiling fails, `available()` is
 False and the sampler keeps its PyTorch ops (same results up to float rounding).
+
+Decode linears (8-16 rows) stream every weight once per token. On an AVX2-only core (Zen 3)
+oneDNN's packed GEMM read the weights at 2.5-4 GB/s there, `decode_linear.c` at 6-8 GB/s:
+1.5-2.5x per token at one thread (`benchmarks/decode_linear.py`). With two threads oneDNN
+caught up (0.8-1.3x), and on AVX-512 CPUs a hand-written kernel only matched oneDNN (see
+docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-512 only.
 """
 
 from __future__ import annotations
@@ -21,36 +28,81 @@ from pathlib import Path
 
 import torch
 
-_SRC = Path(__file__).with_name("decode_attention.c")
-_FN = None  # the C function once compiled; False when unavailable
-ENABLED = True  # tests switch the kernel off to compare it with the PyTorch path
+_SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c")]
+_LIB = None  # the compiled library once loaded; False when unavailable
+ENABLED = True  # tests switch the attention kernel off to compare it with the PyTorch path
+LINEAR: bool | None = None  # decode linears in C: None = where measured faster (`use_linear`); tests force it
 
 
 def _compile():
     cc = shutil.which(os.environ.get("CC", "cc"))
-    if cc is None or not _SRC.exists():
+    if cc is None or not all(src.exists() for src in _SRCS):
         return False
     with tempfile.TemporaryDirectory(prefix="tinyreason_", ignore_cleanup_errors=True) as tmp:
-        so = Path(tmp) / "decode_attention.so"
+        so = Path(tmp) / "decode_kernels.so"
         for arch in (["-march=native"], []):  # -march=native is not known to every compiler
-            cmd = [cc, "-O3", *arch, "-ffast-math", "-shared", "-fPIC", str(_SRC), "-o", str(so), "-lm"]
+            cmd = [cc, "-O3", *arch, "-ffast-math", "-shared", "-fPIC", *map(str, _SRCS), "-o", str(so), "-lm"]
             if subprocess.run(cmd, capture_output=True).returncode == 0:
                 break
         else:
             return False
-        fn = ctypes.CDLL(str(so)).decode_attention  # loaded: the file may go (Linux keeps the mapping)
+        lib = ctypes.CDLL(str(so))  # loaded: the file may go (Linux keeps the mapping)
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ctypes.c_float, ptr]
-    return fn
+    lib.decode_attention.restype = ctypes.c_int
+    lib.decode_attention.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ctypes.c_float, ptr]
+    lib.decode_linear.restype = None
+    lib.decode_linear.argtypes = [ptr, i64, i64, ptr, i64, ptr, ctypes.c_int, ptr]
+    return lib
+
+
+def _loaded() -> bool:
+    global _LIB
+    if _LIB is None:
+        _LIB = _compile()
+    return bool(_LIB)
 
 
 def available() -> bool:
-    """True when the C function is compiled and loaded here (compiles it on the first call)."""
-    global _FN
-    if _FN is None:
-        _FN = _compile()
-    return ENABLED and bool(_FN)
+    """True when the attention kernel is compiled and loaded here (compiles on the first call)."""
+    return ENABLED and _loaded()
+
+
+def use_linear(device: torch.device | str) -> bool:
+    """True when the sampler should run its linears on `decode_linear` (`LINEAR` overrides):
+    CPU, one torch thread, no AVX-512, the library compiled."""
+    if LINEAR is not None:
+        return LINEAR and _loaded()
+    return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
+            and not torch.backends.cpu.get_cpu_capability().startswith("AVX512") and _loaded())
+
+
+class Panels:
+    """A linear weight packed for `decode_linear`: (ceil(N/8), K, 8) fp32 panels of 8 output
+    columns, zero-padded past N. A copy: re-pack after the weight changes."""
+
+    def __init__(self, w: torch.Tensor):
+        n, k = w.shape  # (N, K), any strides, fp32 or bf16 (then the fp32 values of the bf16 ones)
+        n8 = -(-n // 8) * 8
+        wt = torch.zeros(k, n8, dtype=torch.float32)
+        wt[:, :n] = w.detach().t()
+        self.panels = wt.view(k, n8 // 8, 8).transpose(0, 1).contiguous()  # (N/8, K, 8)
+        self.out_features, self.in_features = n, k
+
+
+def linear(x: torch.Tensor, w: Panels, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
+    """x (..., K) @ W.T + b -> (..., N) on `decode_linear`; `gelu` "tanh" or "none" (erf) applies
+    GELU. fp32, or bf16 x (and b): bf16 emulated as in `onednn.linear` (fp32 math on the fp32
+    values, result rounded to bf16)."""
+    if not _loaded():
+        raise RuntimeError("the decode kernels are not available here (see decode_kernel.use_linear)")
+    if x.shape[-1] != w.in_features or x.device.type != "cpu":
+        raise ValueError("decode_kernel.linear: x must be a CPU tensor (..., in_features)")
+    x2 = x.reshape(-1, w.in_features).float().contiguous()  # (M, K)
+    b = None if b is None else b.float().contiguous()
+    y = torch.empty(x2.shape[0], w.out_features, dtype=torch.float32)  # (M, N)
+    _LIB.decode_linear(x2.data_ptr(), x2.shape[0], w.in_features, w.panels.data_ptr(), w.out_features,
+                       None if b is None else b.data_ptr(), {None: 0, "tanh": 1, "none": 2}[gelu], y.data_ptr())
+    return y.view(*x.shape[:-1], -1).to(x.dtype)
 
 
 def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: int, kp: torch.Tensor,
@@ -59,9 +111,7 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
     qkv (A, 3C) the step's q|k|v; kc, vc (A, H, Tcap, D) generated-token caches, the new k, v
     written at slot t, attending to slots [0, t]; kp, vp (B, H, P, D) prompt K/V per group;
     grp (A,) int64 group of each row; pstart (B,) int64 first real (non-padding) prompt slot."""
-    if _FN is None:
-        available()  # compiles it
-    if not _FN:
+    if not _loaded():
         raise RuntimeError("the decode attention kernel is not available here (see decode_kernel.available)")
     a, h, tcap, d = kc.shape
     for x in (qkv, kc, vc, kp, vp):
@@ -71,7 +121,7 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
         raise ValueError("decode_attention: inconsistent shapes")
     grp, pstart = grp.contiguous().to(torch.int64), pstart.contiguous().to(torch.int64)
     out = torch.empty(a, h * d, dtype=torch.float32)  # (A, C)
-    rc = _FN(qkv.data_ptr(), a, h, d, kc.data_ptr(), vc.data_ptr(), tcap, t, kp.data_ptr(), vp.data_ptr(),
+    rc = _LIB.decode_attention(qkv.data_ptr(), a, h, d, kc.data_ptr(), vc.data_ptr(), tcap, t, kp.data_ptr(), vp.data_ptr(),
              kp.shape[2], grp.data_ptr(), pstart.data_ptr(), scale, out.data_ptr())
     if rc:
         raise MemoryError("decode_attention: out of memory")

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.errors import UserError
-from tinyreason.lm import onednn
+from tinyreason.lm import decode_kernel, onednn
 from tinyreason.lm.shared_prefix import SharedPrefix
 
 
@@ -102,7 +102,7 @@ class _GPT2:
     costs ~0.2 s per update there, paid back within ~20 decode steps.
     """
 
-    def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None):
+    def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None, c_linear: bool = False):
         cfg = model.config
         if getattr(cfg, "add_cross_attention", False):
             raise UserError("the sampler supports decoder-only GPT-2 models (no cross-attention)")
@@ -120,15 +120,17 @@ class _GPT2:
             return dst
 
         emulated = dtype == torch.bfloat16 and tr.wte.weight.device.type == "cpu" and onednn.emulate_bf16()
+        # C decode linears (`decode_kernel`, AVX2 CPUs at one thread) or oneDNN's packed layout
+        pack = decode_kernel.Panels if c_linear else (lambda w: onednn.pack(w, rows))
 
         def lin(conv) -> tuple[torch.Tensor, torch.Tensor]:  # Conv1D (in, out) -> packed (out, in), bias
-            if emulated:  # the packed fp32 copy of the bf16 values is all that is kept (no bf16 copy)
-                return onednn.pack(conv.weight.detach().t().to(dtype), rows), own(conv.bias)
-            return onednn.pack(own(conv.weight, True), rows), own(conv.bias)
+            if emulated or c_linear:  # the packed fp32 copy of the (bf16) values is all that is kept
+                return pack(conv.weight.detach().t().to(dtype)), own(conv.bias)
+            return pack(own(conv.weight, True)), own(conv.bias)
 
         self.wte, self.wpe = own(tr.wte.weight), own(tr.wpe.weight)
         head = model.lm_head.weight  # (V, C), tied to wte in GPT-2
-        self.head = onednn.pack(self.wte if head is tr.wte.weight else own(head), rows)
+        self.head = pack(self.wte if head is tr.wte.weight else own(head))
         self.eps = cfg.layer_norm_epsilon
         self.n_head = cfg.n_head
         self.n_pos = cfg.n_positions
@@ -149,7 +151,12 @@ class _GPT2:
         self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
 
-    linear = staticmethod(onednn.linear)  # x (..., in) @ w.T + b -> (..., out)
+    @staticmethod
+    def linear(x: torch.Tensor, w, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
+        """x (..., in) @ w.T + b -> (..., out), w packed by `decode_kernel.Panels` or `onednn.pack`."""
+        if isinstance(w, decode_kernel.Panels):
+            return decode_kernel.linear(x, w, b, gelu)
+        return onednn.linear(x, w, b, gelu)
 
     @staticmethod
     def for_model(model, dtype: torch.dtype, rows: int) -> "_GPT2":
@@ -158,11 +165,12 @@ class _GPT2:
         layout depends on it, and with it the rounding: same calls, same results, as on resume).
         Writers that skip version counters (torch's fused AdamW) must bump them
         (`torch.autograd.graph.increment_version`, as `tinyreason.lm.optim.adamw` does)."""
-        key = (dtype, rows, tuple((p.data_ptr(), p._version) for p in model.parameters()))
+        c_linear = decode_kernel.use_linear(model.transformer.wte.weight.device)
+        key = (dtype, rows, c_linear, tuple((p.data_ptr(), p._version) for p in model.parameters()))
         cached = _CASTS.get(model)
         if cached is None or cached[0] != key:
-            reuse = cached[1] if cached is not None and cached[0][0] == dtype else None
-            cached = _CASTS[model] = (key, _GPT2(model, dtype, rows, reuse))
+            reuse = cached[1] if cached is not None and cached[0][::2] == key[::2] else None
+            cached = _CASTS[model] = (key, _GPT2(model, dtype, rows, reuse, c_linear))
         return cached[1]
 
     def new_cache(self, n: int, length: int, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
