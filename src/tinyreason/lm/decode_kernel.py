@@ -11,10 +11,11 @@ that another CPU could load. Without a compiler, or where compiling fails, `avai
 False and the sampler keeps its PyTorch ops (same results up to float rounding).
 
 Decode linears (8-16 rows) stream every weight once per token. On an AVX2-only core (Zen 3)
-oneDNN's packed GEMM read the weights at 2.5-4 GB/s there, `decode_linear.c` at 6-8 GB/s:
-1.5-2.5x per token at one thread (`benchmarks/decode_linear.py`). With two threads oneDNN
+oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` at 4.0-8.4 GB/s:
+1.5-1.8x per token at one thread (`benchmarks/decode_linear.py`). With two threads oneDNN
 caught up (0.8-1.3x), and on AVX-512 CPUs a hand-written kernel only matched oneDNN (see
-docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-512 only.
+docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-512 only
+(measured on Zen 3; Zen 1 and Intel AVX2 CPUs not measured).
 """
 
 from __future__ import annotations

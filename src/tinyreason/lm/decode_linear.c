@@ -1,11 +1,11 @@
 /* y (M, N) = x (M, K) @ W.T + b, optional GELU, for the few rows of a decode step, fp32.
  *
  * W (N, K) is packed in panels of 8 output columns: panel p holds W[8p:8p+8, :] transposed,
- * (K, 8) contiguous, zero-padded past N (tinyreason/lm/decode_kernel.py: pack_panels). Rows go
+ * (K, 8) contiguous, zero-padded past N (tinyreason/lm/decode_kernel.py: Panels). Rows go
  * in blocks of at most 12: a block keeps 12 x 8 accumulators in registers and reads each panel
  * once, front to back, prefetching ahead, so at 8-16 decode rows every weight is streamed from
  * memory (or L3) exactly once per call. On an AVX2 core (Zen 3) oneDNN's packed GEMM ran these
- * shapes at 2.5-4 GB/s of weights, this at 6-8 GB/s (benchmarks/decode_linear.py).
+ * shapes at 2.7-4.6 GB/s of weights, this at 4.0-8.4 GB/s (benchmarks/decode_linear.py).
  * Written with GCC vector extensions (8 floats), compiled at first use with -march=native.
  * gelu: 0 none, 1 tanh approximation, 2 erf (GPT-2's "gelu_new" and "gelu").
  */

@@ -11,7 +11,8 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   per step),
 - on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
   blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
-  GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`),
+  GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
+  on CPUs without AVX-512 at one torch thread on a C function instead (`decode_kernel.use_linear`),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
 - supports left-padded prompts of different lengths with exact position ids.
