@@ -12,9 +12,9 @@ with the C linears on and off, interleaved. Prints times and ratios (oneDNN / C)
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from decode_attention import rollouts_on_off
 from linear_kernels import timed
 
 from tinyreason.lm import decode_kernel, onednn, sampler
@@ -52,18 +52,8 @@ def rollout(name: str, repeats: int) -> None:
     model = random_model(None, seed=0, vocab_size=vocab, n_layer=n_layer, n_embd=c, n_head=c // 64,
                          n_positions=1024).eval()
     prompts = [[1 + (i + j) % 60 for i in range(70)] for j in range(rows // 8)]  # rows // 8 prompts x G=8
-    gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):
-        times = {True: [], False: []}
-        for _ in range(repeats):
-            for on in (True, False):
-                decode_kernel.LINEAR = on
-                sampler.sample(model, prompts, 8, 4, dtype=dtype, generator=gen)  # packs for this side
-                t0 = time.perf_counter()
-                sampler.sample(model, prompts, 8, 84, dtype=dtype, generator=gen)
-                times[on].append(time.perf_counter() - t0)
-        decode_kernel.LINEAR = None
-        on, off = min(times[True]), min(times[False])
+        on, off = rollouts_on_off(model, prompts, "LINEAR", dtype, repeats)
         print(f"  {name} rollout ({rows} rows x 84 tokens), {str(dtype)[6:]}: oneDNN {off:6.3f} s  C {on:6.3f} s  "
               f"{off / on:4.2f}x (best of {repeats})", flush=True)
 
@@ -75,10 +65,9 @@ def main() -> None:
     ap.add_argument("--models", default="small,124m")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if not decode_kernel.use_linear("cpu") and decode_kernel.LINEAR is None:
-        print("note: the sampler would not pick the C linears here (several threads, AVX-512, or no compiler)")
-    decode_kernel.LINEAR = True
     if not decode_kernel.use_linear("cpu"):
+        print("note: the sampler would not pick the C linears here (several threads, AVX-512, or no compiler)")
+    if not decode_kernel.available():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; one decode token's linears, fp32")

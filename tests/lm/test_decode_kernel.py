@@ -44,19 +44,21 @@ def test_kernel_equals_pytorch_attention_with_padding_and_dropped_rows():
 
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_sampler_gives_the_same_rollout_with_and_without_the_kernel(tiny, monkeypatch, dtype):
+@pytest.mark.parametrize("flag", ["ENABLED", "LINEAR"])  # the attention kernel; the C linears
+def test_sampler_gives_the_same_rollout_with_and_without_the_kernel(tiny, monkeypatch, dtype, flag):
     model, tok = tiny
     stops = stop_token_ids(tok, ["e", "4"])
     prompts = [tok(x).input_ids for x in ("P: rnbqkbnr", "A: +", "P: 8/8 w")]  # left padding
     runs = []
     for on in (True, False):
-        monkeypatch.setattr(decode_kernel, "ENABLED", on)
+        monkeypatch.setattr(decode_kernel, flag, on)
         torch.manual_seed(5)
         runs.append(sample(model, prompts, 3, 12, 1.0, stop_ids=stops, pad_id=tok.pad_token_id, dtype=dtype,
                            compact_fraction=0.01))
     a, b = runs
     assert torch.equal(a.completion_ids, b.completion_ids)
-    torch.testing.assert_close(a.logprobs, b.logprobs, atol=1e-4, rtol=1e-4)
+    bf16_linears = flag == "LINEAR" and dtype == torch.bfloat16  # other summation order, other bf16 roundings
+    torch.testing.assert_close(a.logprobs, b.logprobs, atol=2e-2 if bf16_linears else 1e-4, rtol=1e-4)
 
 
 def test_kernel_is_skipped_where_it_does_not_apply(monkeypatch):
@@ -123,20 +125,3 @@ def test_linear_is_used_only_where_measured_faster(monkeypatch):
         assert not decode_kernel.use_linear("cpu")
     finally:
         torch.set_num_threads(threads)
-
-
-@needs_kernel
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_sampler_gives_the_same_rollout_with_c_or_onednn_linears(tiny, monkeypatch, dtype):
-    model, tok = tiny
-    stops = stop_token_ids(tok, ["e", "4"])
-    prompts = [tok(x).input_ids for x in ("P: rnbqkbnr", "A: +", "P: 8/8 w")]
-    runs = []
-    for on in (True, False):
-        monkeypatch.setattr(decode_kernel, "LINEAR", on)
-        torch.manual_seed(5)
-        runs.append(sample(model, prompts, 3, 12, 1.0, stop_ids=stops, pad_id=tok.pad_token_id, dtype=dtype,
-                           compact_fraction=0.01))
-    a, b = runs
-    assert torch.equal(a.completion_ids, b.completion_ids)
-    torch.testing.assert_close(a.logprobs, b.logprobs, atol=1e-4 if dtype == torch.float32 else 2e-2, rtol=1e-4)
