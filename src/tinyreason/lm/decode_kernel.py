@@ -29,8 +29,11 @@ from pathlib import Path
 
 import torch
 
+from tinyreason.lm import onednn
+
 _SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c")]
 _LIB = None  # the compiled library once loaded; False when unavailable
+_GELU = {None: 0, "tanh": 1, "none": 2}  # decode_linear's gelu codes: none, tanh approximation, erf
 ENABLED = True  # tests switch the attention kernel off to compare it with the PyTorch path
 LINEAR: bool | None = None  # decode linears in C: None = where measured faster (`use_linear`); tests force it
 
@@ -74,7 +77,7 @@ def use_linear(device: torch.device | str) -> bool:
     if LINEAR is not None:
         return LINEAR and _loaded()
     return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
-            and not torch.backends.cpu.get_cpu_capability().startswith("AVX512") and _loaded())
+            and not onednn.avx512() and _loaded())
 
 
 class Panels:
@@ -102,7 +105,7 @@ def linear(x: torch.Tensor, w: Panels, b: torch.Tensor | None = None, gelu: str 
     b = None if b is None else b.float().contiguous()
     y = torch.empty(x2.shape[0], w.out_features, dtype=torch.float32)  # (M, N)
     _LIB.decode_linear(x2.data_ptr(), x2.shape[0], w.in_features, w.panels.data_ptr(), w.out_features,
-                       None if b is None else b.data_ptr(), {None: 0, "tanh": 1, "none": 2}[gelu], y.data_ptr())
+                       None if b is None else b.data_ptr(), _GELU[gelu], y.data_ptr())
     return y.view(*x.shape[:-1], -1).to(x.dtype)
 
 

@@ -41,9 +41,17 @@ def _find_op():
 _OP = _find_op()
 _REORDER = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _OP is not None else None
 _BF16: bool | None = None  # whether oneDNN packs bf16 weights on this CPU; probed once
-# fp32 from dense weights on oneDNN only where it was measured faster than MKL: CPUs with
-# AVX-512 (PyTorch's own kernel capability, which follows ATEN_CPU_CAPABILITY caps)
-USE_ONEDNN_FP32 = _OP is not None and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def avx512() -> bool:
+    """True when PyTorch's CPU kernels run AVX-512 here (its own capability, which follows
+    ATEN_CPU_CAPABILITY caps): the CPUs where oneDNN's fp32 GEMM was measured faster than MKL,
+    and where a hand-written decode GEMM only matched oneDNN (`decode_kernel.use_linear`)."""
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+# fp32 from dense weights on oneDNN only where it was measured faster than MKL: AVX-512 CPUs
+USE_ONEDNN_FP32 = _OP is not None and avx512()
 
 
 def bf16_packable() -> bool:
