@@ -96,6 +96,23 @@ def test_linear_equals_f_linear(rows, gelu):
     torch.testing.assert_close(no_bias, x[0] @ conv_w, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n", [16, 21])
+@pytest.mark.parametrize("layout", ["row_major", "conv1d_view"])
+def test_panels_layout_and_in_place_repacking(n, layout):
+    torch.manual_seed(n)
+    w = torch.randn(n, 13) if layout == "row_major" else torch.randn(13, n).t()  # (N, K) either way
+    expect = torch.zeros(-(-n // 8) * 8, 13)
+    expect[:n] = w
+    expect = expect.view(-1, 8, 13).transpose(1, 2)  # panel p, row k, column j = W[8p + j, k], 0 past N
+    first = decode_kernel.Panels(w)
+    assert torch.equal(first.panels, expect)
+    first.panels.fill_(7.0)  # stale values, padding included, must all be overwritten
+    again = decode_kernel.Panels(w * 2, reuse=first)
+    assert again.panels.data_ptr() == first.panels.data_ptr() and torch.equal(again.panels, expect * 2)
+    other = decode_kernel.Panels(torch.randn(n + 8, 13), reuse=first)  # another shape: a new buffer
+    assert other.panels.data_ptr() != first.panels.data_ptr()
+
+
 @needs_kernel
 def test_linear_emulates_bf16_on_the_fp32_values():
     torch.manual_seed(0)

@@ -64,6 +64,29 @@ def test_linear_grad_matches_autograd(bias, fp32_route):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("head", [True, False])
+def test_lm_head_forward_runs_on_onednn_on_either_route(head, fp32_route, monkeypatch):
+    """An LM head's forward product (a (V, C) weight) runs on oneDNN on both fp32 routes, where
+    it was measured faster; other linears and the backward products follow the route. Values
+    and gradients are F.linear's."""
+    if onednn._OP is None:
+        pytest.skip("this build has no oneDNN linear op")
+    calls, real = [], onednn._OP
+    monkeypatch.setattr(onednn, "_OP", lambda *a: calls.append(a[0].shape) or real(*a))
+    torch.manual_seed(6)
+    w1, b1, x1 = (torch.randn(*s, requires_grad=True) for s in ((40, 16), (40,), (7, 16)))  # w (V, C)
+    w2, b2, x2 = (t.detach().clone().requires_grad_() for t in (w1, b1, x1))
+    gy = torch.randn(7, 40)
+    y1 = onednn.linear_grad(x1, w1, b1, head=head)
+    assert len(calls) == (1 if head or fp32_route else 0)
+    (y1 * gy).sum().backward()
+    assert len(calls) == (3 if fp32_route else 1 if head else 0)
+    y2 = F.linear(x2, w2, b2)
+    (y2 * gy).sum().backward()
+    for a, e in [(y1, y2), (x1.grad, x2.grad), (w1.grad, w2.grad), (b1.grad, b2.grad)]:
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("conv_layout", [True, False])
 def test_weight_gradient_comes_in_the_weights_layout(conv_layout, fp32_route):
     """A Conv1D weight (in, out) used as `.t()` and a plain (out, in) weight both get their
@@ -101,8 +124,9 @@ def test_bf16_is_emulated_where_onednn_has_no_bf16_gemm(monkeypatch, fp32_route)
     torch.testing.assert_close(y.float(), F.gelu(F.linear(x, w, b), approximate="tanh").float(), atol=2e-2, rtol=2e-2)
 
 
+@pytest.mark.parametrize("head", [False, True])
 @pytest.mark.parametrize("x_dtype", [torch.float32, torch.bfloat16])
-def test_bf16_linear_emulation_matches_autocast_values_and_gradients(x_dtype, fp32_route):
+def test_bf16_linear_emulation_matches_autocast_values_and_gradients(x_dtype, head, fp32_route):
     """`Bf16Linear` computes what F.linear does under CPU bf16 autocast, gradient dtypes included
     (bit for bit where PyTorch's bf16 GEMM accumulates in the same order; bf16 rounding apart
     elsewhere)."""
@@ -112,7 +136,7 @@ def test_bf16_linear_emulation_matches_autocast_values_and_gradients(x_dtype, fp
     for emulated in (True, False):
         x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = onednn.Bf16Linear.apply(x, w, b) if emulated else F.linear(x, w, b)
+            y = onednn.Bf16Linear.apply(x, w, b, head) if emulated else F.linear(x, w, b)
         (y.float() * gy).sum().backward()
         results.append([y] + [t.grad for t in (x, w, b)])
     for a, e in zip(*results):

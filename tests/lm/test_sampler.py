@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tinyreason.lm import decode_kernel
 from tinyreason.lm.model import random_model, train_char_tokenizer
 from tinyreason.lm.sampler import _GPT2, decode_completions, sample, stop_token_ids
 
@@ -120,7 +121,7 @@ def test_bf16_sampler_close_to_fp32(tiny):
 def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
     """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler packs fp32 copies of the bf16
     weights and emulates bf16 (`onednn.emulate_bf16`), with the values of dense bf16 weights."""
-    from tinyreason.lm import decode_kernel, onednn, sampler
+    from tinyreason.lm import onednn, sampler
 
     monkeypatch.setattr(onednn, "_BF16", False)
     monkeypatch.setattr(decode_kernel, "LINEAR", False)  # oneDNN's linears (the C ones: test_decode_kernel)
@@ -153,11 +154,17 @@ def test_prompt_too_long_is_a_user_error(tiny):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_cached_packed_weights_follow_parameter_updates(tiny, dtype):
+@pytest.mark.parametrize("c_linear", [False, True])
+def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, c_linear, monkeypatch):
     model, tok = tiny
+    if c_linear and not decode_kernel.available():
+        pytest.skip("no C compiler: the decode kernels are not built here")
+    monkeypatch.setattr(decode_kernel, "LINEAR", c_linear)  # oneDNN's packing or the C linears' panels
     ids = [tok("P: rnbq").input_ids]
     a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
     before = [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies]
+    panels = [w.panels.data_ptr() for w in _GPT2.for_model(model, dtype, 1)._panels]
+    assert bool(panels) == c_linear
     fc = model.transformer.h[0].mlp.c_fc.weight  # a packed linear weight
     with torch.no_grad():  # an optimizer step changes weights in place
         model.transformer.ln_f.bias.add_(1.0)
@@ -165,6 +172,7 @@ def test_cached_packed_weights_follow_parameter_updates(tiny, dtype):
     try:
         b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
         assert [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies] == before  # bf16: refreshed in place
+        assert [w.panels.data_ptr() for w in _GPT2.for_model(model, dtype, 1)._panels] == panels  # re-packed in place
         ref = _full_logprobs(model, b, 0.0)
         tol = 1e-4 if dtype == torch.float32 else 0.1
         assert torch.allclose(b.logprobs, ref, atol=tol) and not torch.allclose(a.logprobs, b.logprobs, atol=tol)

@@ -55,7 +55,7 @@ def lm_loss_sum(model, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.T
         raise ValueError("lm_loss_sum takes right-padded rows (a real token after padding)")
     b, l = ids.shape
     h = hidden_states(model, ids).view(b, l, -1)[:, :-1].reshape(b * (l - 1), -1)  # (B*(L-1), C)
-    logits = onednn.linear_grad(h, model.lm_head.weight, model.lm_head.bias)  # (B*(L-1), V)
+    logits = onednn.linear_grad(h, model.lm_head.weight, model.lm_head.bias, head=True)  # (B*(L-1), V)
     targets, weights = ids[:, 1:], loss_mask[:, 1:] * attn[:, 1:]  # (B, L-1)
     ce = -token_logprobs(logits, targets.reshape(-1))[0].view(b, l - 1)  # (B, L-1)
     return (ce * weights).sum(), weights.sum()

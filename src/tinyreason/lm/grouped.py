@@ -92,6 +92,6 @@ def grouped_logprobs(
     # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1
     last_p = x[: b * p].view(b, p, c)[:, -1].repeat_interleave(g, 0)[:, None]  # (N, 1, C)
     h = torch.cat([last_p, x[b * p:].view(n, t, c)[:, :-1]], dim=1)  # (N, T, C)
-    logits = onednn.linear_grad(tr.ln_f(h).reshape(n * t, c), model.lm_head.weight, model.lm_head.bias)
+    logits = onednn.linear_grad(tr.ln_f(h).reshape(n * t, c), model.lm_head.weight, model.lm_head.bias, head=True)
     logits = logits.view(n, t, -1)  # (N, T, V)
     return logprobs_from_logits(logits, completion_ids, temperature, with_entropy, entropy_grad)

@@ -108,8 +108,9 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, gelu
 
 
 class Linear(torch.autograd.Function):
-    """y = x @ w.T + b with forward and both backward GEMMs on oneDNN; w (out, in) may be a
-    transposed view (a GPT-2 Conv1D weight `.t()`): autograd maps its gradient back."""
+    """y = x @ w.T + b with the forward GEMM on oneDNN and both backward GEMMs on `_gemm`'s
+    route (oneDNN where `USE_ONEDNN_FP32`, else MKL); w (out, in) may be a transposed view (a
+    GPT-2 Conv1D weight `.t()`): autograd maps its gradient back."""
 
     @staticmethod
     def forward(ctx, x, w, b):  # x (M, in), w (out, in), b (out,) or None
@@ -122,7 +123,7 @@ class Linear(torch.autograd.Function):
     def backward(ctx, gy):  # gy (M, out)
         x, w = ctx.saved_tensors
         gy = gy.contiguous()
-        gx = _OP(gy, w.t(), None, "none", [], "") if ctx.needs_input_grad[0] else None  # (M, in)
+        gx = _gemm(gy, w.t(), None) if ctx.needs_input_grad[0] else None  # (M, in)
         gw = _weight_grad(gy, x, w) if ctx.needs_input_grad[1] else None  # (out, in), w's strides
         gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (out,)
         return gx, gw, gb
@@ -147,12 +148,12 @@ class Bf16Linear(torch.autograd.Function):
     every GEMM run in fp32 on the widened bf16 values (`emulate_bf16`). Runs without autocast."""
 
     @staticmethod
-    def forward(ctx, x, w, b):  # x (M, in) any float dtype, w (out, in) fp32, b (out,) or None
+    def forward(ctx, x, w, b, head):  # x (M, in) any float dtype, w (out, in) fp32, b (out,) or None
         with torch.autocast("cpu", enabled=False):
             xb = x.to(torch.bfloat16).contiguous()  # (M, in) what autocast feeds the GEMM
             wf = w.to(torch.bfloat16).float()  # (out, in)
             bf = None if b is None else b.to(torch.bfloat16).float()
-            y = _gemm(xb.float(), wf, bf).to(torch.bfloat16)  # (M, out)
+            y = _gemm(xb.float(), wf, bf, dnn=head).to(torch.bfloat16)  # (M, out)
         ctx.save_for_backward(xb, w)
         ctx.x_dtype, ctx.has_bias = x.dtype, b is not None
         return y
@@ -169,20 +170,27 @@ class Bf16Linear(torch.autograd.Function):
                 gw = _weight_grad(gyf, xb.float(), w).to(torch.bfloat16).to(w.dtype)
             if ctx.has_bias and ctx.needs_input_grad[2]:  # (out,)
                 gb = gyf.sum(0).to(torch.bfloat16).float()
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
-def _gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """fp32 x (M, in) @ w.T + b for w (out, in), any strides, on oneDNN where `USE_ONEDNN_FP32`."""
-    return _OP(x, w, b, "none", [], "") if USE_ONEDNN_FP32 else F.linear(x, w, b)
+def _gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dnn: bool = False) -> torch.Tensor:
+    """fp32 x (M, in) @ w.T + b for w (out, in), any strides, on oneDNN where `USE_ONEDNN_FP32`
+    or `dnn` (x contiguous then), else MKL."""
+    return _OP(x, w, b, "none", [], "") if USE_ONEDNN_FP32 or dnn else F.linear(x, w, b)
 
 
-def linear_grad(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+def linear_grad(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, head: bool = False) -> torch.Tensor:
     """Differentiable `linear`: x (M, in), w (out, in) -> (M, out). Under CPU bf16 autocast on
-    a CPU without a oneDNN bf16 GEMM, bf16 is emulated (`Bf16Linear`)."""
-    if (w.device.type == "cpu" and w.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and emulate_bf16()):
-        return Bf16Linear.apply(x, w, b)
-    if not usable(w):
-        return F.linear(x, w, b)
-    return Linear.apply(x, w, b)
+    a CPU without a oneDNN bf16 GEMM, bf16 is emulated (`Bf16Linear`).
+
+    `head`: w is a language-model head, a dense row-major (V, C) weight with a large V; its
+    forward product then runs on oneDNN on every CPU where the op exists. With that layout
+    MKL's x @ w.T ran at 35 GFLOP/s against oneDNN's 52-55 at GPT-2 124M's head on one Zen 3
+    core, where MKL won the other products (`benchmarks/linear_kernels.py`); the backward
+    products stay on `_gemm`'s route."""
+    cpu32 = w.device.type == "cpu" and w.dtype == torch.float32
+    if cpu32 and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16 and emulate_bf16():
+        return Bf16Linear.apply(x, w, b, head)
+    if usable(w) or (head and cpu32 and _OP is not None and not torch.is_autocast_enabled("cpu")):
+        return Linear.apply(x, w, b)
+    return F.linear(x, w, b)

@@ -100,7 +100,8 @@ class _GPT2:
     copies of the bf16 values, bf16 emulated, and then no bf16 copy of the block weights is
     kept beside them): decoding reads each weight once per token, and
     packed weights make those small GEMMs 1.3-1.8x faster at GPT-2 124M shapes; re-packing
-    costs ~0.2 s per update there, paid back within ~20 decode steps.
+    costs ~0.2 s per update there, paid back within ~20 decode steps. The C linears' panels
+    (`decode_kernel.Panels`) are re-packed in place into the previous view's buffers.
     """
 
     def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None, c_linear: bool = False):
@@ -110,7 +111,9 @@ class _GPT2:
         tr = model.transformer
         views = dtype == torch.float32 and tr.wte.weight.dtype == torch.float32
         olds = iter(reuse._copies) if reuse is not None else None
+        old_panels = iter(reuse._panels) if reuse is not None and c_linear else None
         self._copies: list[torch.Tensor] = []
+        self._panels: list[decode_kernel.Panels] = []
 
         def own(t: torch.Tensor, transpose: bool = False) -> torch.Tensor:
             src = t.detach().t() if transpose else t.detach()
@@ -122,7 +125,11 @@ class _GPT2:
 
         emulated = dtype == torch.bfloat16 and tr.wte.weight.device.type == "cpu" and onednn.emulate_bf16()
         # C decode linears (`decode_kernel`, AVX2 CPUs at one thread) or oneDNN's packed layout
-        pack = decode_kernel.Panels if c_linear else (lambda w: onednn.pack(w, rows))
+        def pack(w: torch.Tensor):
+            if not c_linear:
+                return onednn.pack(w, rows)
+            self._panels.append(decode_kernel.Panels(w, next(old_panels, None) if old_panels else None))
+            return self._panels[-1]
 
         def lin(conv) -> tuple[torch.Tensor, torch.Tensor]:  # Conv1D (in, out) -> packed (out, in), bias
             if emulated or c_linear:  # the packed fp32 copy of the (bf16) values is all that is kept
