@@ -6,6 +6,9 @@
 - attention under bf16 autocast, forward+backward: SDPA (CPU flash kernel) vs the eager-style
   route of `tinyreason.lm.gpt2_ops.attention` (bf16 scores and softmax, as HF's eager attention under CPU
   autocast); completion rows (8 x H x 84 queries over 92 prompt + 84 keys) of both configs.
+- tanh-GELU, fp32, forward and backward: PyTorch's kernels (`F.gelu`, `gelu_backward`) vs the C
+  kernel of `tinyreason.lm.gpt2_ops.tanh_gelu` (`gelu.c`), at the small model's GRPO update size
+  (1528 tokens x 1024).
 - AdamW step on the 124M parameters: torch's default (for-each loop on CPU) vs `fused=True`.
 
     .venv/bin/python benchmarks/update_kernels.py [--threads 1] [--reps 3]
@@ -70,6 +73,18 @@ def main() -> None:
         eager = attn(lambda a, b, c: attention(a, b, c, mask, 0.125))
         report(f"attention fwd+bwd, bf16 autocast, {name} ({n}x{h}x84 q)", timed(sdpa, args.reps * 3),
                timed(eager, args.reps * 3))
+
+    from tinyreason.lm import decode_kernel
+
+    if decode_kernel.use_gelu(logits.float()):
+        x, g = 3 * torch.randn(1528, 1024), torch.randn(1528, 1024)
+        report("tanh-GELU forward, fp32, 1528 x 1024", timed(lambda: F.gelu(x, approximate="tanh"), args.reps * 10),
+               timed(lambda: decode_kernel.gelu_tanh(x), args.reps * 10))
+        report("tanh-GELU backward, fp32, 1528 x 1024",
+               timed(lambda: torch.ops.aten.gelu_backward(g, x, approximate="tanh"), args.reps * 10),
+               timed(lambda: decode_kernel.gelu_tanh_backward(g, x), args.reps * 10))
+    else:
+        print("tanh-GELU: skipped, the C kernels did not compile here (no C compiler?)")
 
     from tinyreason.lm.model import random_model
 

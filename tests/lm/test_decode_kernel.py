@@ -142,3 +142,27 @@ def test_linear_is_used_only_where_measured_faster(monkeypatch):
         assert not decode_kernel.use_linear("cpu")
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_tanh_gelu_forward_and_backward_match_pytorch(monkeypatch):
+    """The C tanh-GELU (gpt2_ops.tanh_gelu on fp32 CPU tensors) against PyTorch's in float64,
+    the clamped tails and a non-contiguous input included."""
+    from tinyreason.lm.gpt2_ops import tanh_gelu
+
+    torch.manual_seed(0)
+    x0 = torch.randn(37, 64) * 4
+    x0[0, :6] = torch.tensor([0.0, -60.0, 60.0, 1e-8, -1e-8, 30.0])
+    x = x0.t().requires_grad_()  # a strided view
+    y = tanh_gelu(x)
+    assert type(y.grad_fn).__name__ == "_TanhGeluBackward"
+    g = torch.randn(64, 37)
+    y.backward(g)
+    xd = x0.t().double().requires_grad_()
+    yd = torch.nn.functional.gelu(xd, approximate="tanh")
+    yd.backward(g.double())
+    torch.testing.assert_close(y.double(), yd, atol=2e-6, rtol=1e-6)
+    torch.testing.assert_close(x.grad.double(), xd.grad, atol=2e-6, rtol=1e-6)
+    assert not decode_kernel.use_gelu(x.bfloat16())  # bf16 stays on PyTorch's kernel
+    monkeypatch.setattr(decode_kernel, "GELU", False)
+    assert type(tanh_gelu(x).grad_fn).__name__ == "GeluBackward0"

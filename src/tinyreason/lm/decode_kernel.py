@@ -1,5 +1,6 @@
-"""The sampler's C kernels on CPU: decode attention as one call per layer (`decode_attention.c`)
-and, on AVX2 CPUs, its linears at decode batch sizes (`decode_linear.c`).
+"""C kernels on CPU: the sampler's decode attention as one call per layer (`decode_attention.c`)
+and, on AVX2 CPUs, its linears at decode batch sizes (`decode_linear.c`); the trainers' tanh-GELU
+(`gelu.c`).
 
 Decoding a small GPT-2 on a CPU core is bound by per-op cost, not arithmetic: one layer's
 shared-prefix attention is ~25 PyTorch ops (cache writes, four batched matmuls, softmax,
@@ -16,6 +17,10 @@ oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` a
 caught up (0.8-1.3x), and on AVX-512 CPUs a hand-written kernel only matched oneDNN (see
 docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-512 only
 (measured on Zen 3; Zen 1 and Intel AVX2 CPUs not measured).
+
+GPT-2's tanh-GELU (forward and backward) in the trainers' own forward passes: PyTorch's fp32
+kernels took 6.6-9 ms per 1.5M elements on a Zen 3 core, `gelu.c` 5x (forward) and 2.7x
+(backward) less (`benchmarks/update_kernels.py`); `use_gelu` picks it for fp32 CPU tensors.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ import torch
 
 from tinyreason.lm import onednn
 
-_SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c")]
+_SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c", "gelu.c")]
 _LIB = None  # the compiled library once loaded; False when unavailable
 _GELU = {None: 0, "tanh": 1, "none": 2}  # decode_linear's gelu codes: none, tanh approximation, erf
 ENABLED = True  # tests switch the attention kernel off to compare it with the PyTorch path
 LINEAR: bool | None = None  # decode linears in C: None = where measured faster (`use_linear`); tests force it
+GELU = True  # the trainers' tanh-GELU in C where it applies (`use_gelu`); tests switch it off to compare
 
 
 def _compile():
@@ -56,6 +62,9 @@ def _compile():
     lib.decode_attention.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ctypes.c_float, ptr]
     lib.decode_linear.restype = None
     lib.decode_linear.argtypes = [ptr, i64, i64, ptr, i64, ptr, ctypes.c_int, ptr]
+    lib.gelu_tanh.restype = lib.gelu_tanh_backward.restype = None
+    lib.gelu_tanh.argtypes = [ptr, i64, ptr]
+    lib.gelu_tanh_backward.argtypes = [ptr, ptr, i64, ptr]
     return lib
 
 
@@ -78,6 +87,27 @@ def use_linear(device: torch.device | str) -> bool:
         return LINEAR and _loaded()
     return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
             and not onednn.avx512() and _loaded())
+
+
+def use_gelu(x: torch.Tensor) -> bool:
+    """True when `gelu_tanh` serves x: fp32 on CPU, `GELU` on, the library compiled."""
+    return GELU and x.device.type == "cpu" and x.dtype == torch.float32 and _loaded()
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's tanh-GELU of an fp32 CPU tensor (`gelu.c`; `F.gelu(x, approximate="tanh")`)."""
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    _LIB.gelu_tanh(x.data_ptr(), x.numel(), y.data_ptr())
+    return y
+
+
+def gelu_tanh_backward(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """g * gelu'(x) for fp32 CPU tensors of one shape (`torch.ops.aten.gelu_backward`, tanh)."""
+    g, x = g.contiguous(), x.contiguous()
+    dx = torch.empty_like(x)
+    _LIB.gelu_tanh_backward(g.data_ptr(), x.data_ptr(), x.numel(), dx.data_ptr())
+    return dx
 
 
 class Panels:

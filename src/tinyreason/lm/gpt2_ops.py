@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import onednn
+from tinyreason.lm import decode_kernel, onednn
 
 _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 
@@ -21,11 +21,31 @@ def conv_linear(conv, x: torch.Tensor) -> torch.Tensor:
 
 
 def mlp_act(cfg, blk):
-    """The MLP's activation: tanh-GELU as one `F.gelu` call for GPT-2's "gelu_new" family
-    (the same function as HF's several-op version, one kernel), else the block's own module."""
+    """The MLP's activation: tanh-GELU for GPT-2's "gelu_new" family (the same function as
+    HF's several-op version, one kernel: `tanh_gelu`), else the block's own module."""
     if cfg.activation_function in _TANH_GELUS:
-        return lambda h: F.gelu(h, approximate="tanh")
+        return tanh_gelu
     return blk.mlp.act
+
+
+def tanh_gelu(h: torch.Tensor) -> torch.Tensor:
+    """`F.gelu(h, approximate="tanh")`; for fp32 CPU tensors forward and backward in C
+    (`decode_kernel.gelu_tanh`, 2.7-5x faster than PyTorch's kernels on an AVX2 core)."""
+    if decode_kernel.use_gelu(h):
+        return _TanhGelu.apply(h)
+    return F.gelu(h, approximate="tanh")
+
+
+class _TanhGelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return decode_kernel.gelu_tanh(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return decode_kernel.gelu_tanh_backward(g, x)
 
 
 def attn_scale(cfg, layer: int) -> float:
