@@ -5,9 +5,10 @@ after every optimizer step). Why `tinyreason.lm.onednn` exists; one run, same sh
 Also, at decode: dense vs packed weights (`onednn.pack`, oneDNN's blocked layout, what the
 sampler uses) in fp32 and bf16, and the cost of packing once per update.
 
-Shapes: the 124M config's 12 blocks (qkv, proj, fc, out) + the LM head (50257 x 768), at
-decode (8 rows: one prompt x G=8) and at training size (764 rows: a 92-token prompt + 8 x 84
-completion tokens), forward and both backward products.
+Shapes: the 124M config's 12 blocks (qkv, proj, fc, out; Conv1D (in, out) weights) at decode
+(8 rows: one prompt x G=8) and at training size (764 rows: a 92-token prompt + 8 x 84 completion
+tokens), forward and both backward products; the LM head (the tied (50257, 768) embedding) at 672
+completion rows, each product; decode with every weight, LM head included.
 
     .venv/bin/python benchmarks/linear_kernels.py [--threads 1] [--reps 3]
 """
@@ -18,9 +19,10 @@ import argparse
 import time
 
 import torch
+import torch.nn.functional as F
 
 BLOCK = [(768, 2304), (768, 768), (768, 3072), (3072, 768)]  # Conv1D (in, out)
-HEAD = (768, 50257)
+HEAD = (50257, 768)  # the LM head: GPT-2's tied token embedding, (V, C) row-major
 
 
 def timed(fn, reps: int) -> float:
@@ -45,8 +47,9 @@ def setup() -> argparse.Namespace:
 def main() -> None:
     args = setup()
     op = torch.ops.mkldnn._linear_pointwise
-    ws = [torch.randn(i, o) * 0.02 for i, o in BLOCK * 12 + [HEAD]]  # (in, out) each
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); 124M block linears + LM head, fp32")
+    blocks = [torch.randn(i, o) * 0.02 for i, o in BLOCK * 12]  # (in, out) each
+    head = torch.randn(*HEAD) * 0.02  # (out, in)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); 124M block linears and LM head, fp32")
 
     def rows(m):
         return {d: torch.randn(m, d) for d in (768, 2304, 3072, 50257)}
@@ -54,19 +57,27 @@ def main() -> None:
     results = []
     for label, m in (("decode, 8 rows", 8), ("training, 764 rows", 764)):
         x = rows(m)
-        mkl = timed(lambda: [x[w.shape[0]] @ w for w in ws], args.reps)
-        dnn = timed(lambda: [op(x[w.shape[0]], w.t(), None, "none", [], "") for w in ws], args.reps)
-        results.append((f"forward, {label}", mkl, dnn))
+        mkl = timed(lambda: [x[w.shape[0]] @ w for w in blocks], args.reps)
+        dnn = timed(lambda: [op(x[w.shape[0]], w.t(), None, "none", [], "") for w in blocks], args.reps)
+        results.append((f"blocks forward, {label}", mkl, dnn))
         if m > 8:  # backward products: gx = gy @ W^T, gw = x^T @ gy
-            mkl = timed(lambda: [x[w.shape[1]] @ w.t() for w in ws], args.reps)
-            dnn = timed(lambda: [op(x[w.shape[1]], w, None, "none", [], "") for w in ws], args.reps)
-            results.append((f"backward gx, {label}", mkl, dnn))
-            mkl = timed(lambda: [x[w.shape[0]].t() @ x[w.shape[1]] for w in ws], args.reps)
+            mkl = timed(lambda: [x[w.shape[1]] @ w.t() for w in blocks], args.reps)
+            dnn = timed(lambda: [op(x[w.shape[1]], w, None, "none", [], "") for w in blocks], args.reps)
+            results.append((f"blocks backward gx, {label}", mkl, dnn))
+            mkl = timed(lambda: [x[w.shape[0]].t() @ x[w.shape[1]] for w in blocks], args.reps)
             dnn = timed(lambda: [op(x[w.shape[1]].t().contiguous(), x[w.shape[0]].t(), None, "none", [], "")
-                                 for w in ws], args.reps)
-            results.append((f"backward gw, {label}", mkl, dnn))
+                                 for w in blocks], args.reps)
+            results.append((f"blocks backward gw, {label}", mkl, dnn))
+    x, gy = torch.randn(672, 768), torch.randn(672, 50257)  # 8 x 84 completion positions
+    results.append(("LM head forward, 672 rows", timed(lambda: F.linear(x, head), args.reps),
+                    timed(lambda: op(x, head, None, "none", [], ""), args.reps)))
+    results.append(("LM head backward gx, 672 rows", timed(lambda: gy @ head, args.reps),
+                    timed(lambda: op(gy, head.t(), None, "none", [], ""), args.reps)))
+    results.append(("LM head backward gw, 672 rows", timed(lambda: gy.t() @ x, args.reps),
+                    timed(lambda: op(gy.t().contiguous(), x.t(), None, "none", [], ""), args.reps)))
     for name, mkl, dnn in results:
-        print(f"{name:28s} MKL {mkl * 1e3:8.1f} ms  oneDNN {dnn * 1e3:8.1f} ms  speed-up {mkl / dnn:4.2f}x")
+        print(f"{name:38s} MKL {mkl * 1e3:8.1f} ms  oneDNN {dnn * 1e3:8.1f} ms  speed-up {mkl / dnn:4.2f}x")
+    ws = blocks + [head.t()]  # (in, out) views, as below
     refresh = timed(lambda: [w.t().contiguous().to_mkldnn() for w in ws], args.reps)
     print(f"weight conversion for the to_mkldnn route (after every optimizer step): {refresh * 1e3:.0f} ms; "
           f"dense oneDNN route: none")

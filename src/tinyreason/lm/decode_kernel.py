@@ -19,8 +19,8 @@ docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-5
 (measured on Zen 3; Zen 1 and Intel AVX2 CPUs not measured).
 
 GPT-2's tanh-GELU (forward and backward) in the trainers' own forward passes: PyTorch's fp32
-kernels took 6.6-9 ms per 1.5M elements on a Zen 3 core, `gelu.c` 5x (forward) and 2.7x
-(backward) less (`benchmarks/update_kernels.py`); `use_gelu` picks it for fp32 CPU tensors.
+kernels took 6.6-9 ms per 1.5M elements on a Zen 3 core, `gelu.c` 2.3-5x (forward) and
+2.3-2.7x (backward) less (`benchmarks/update_kernels.py`); `use_gelu` picks it for fp32 CPU tensors.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class _GPT2:
         def pack(w: torch.Tensor):
             if not c_linear:
                 return onednn.pack(w, rows)
-            self._panels.append(decode_kernel.Panels(w, next(old_panels, None) if old_panels else None))
+            self._panels.append(decode_kernel.Panels(w, next(old_panels, None) if old_panels is not None else None))
             return self._panels[-1]
 
         def lin(conv) -> tuple[torch.Tensor, torch.Tensor]:  # Conv1D (in, out) -> packed (out, in), bias
