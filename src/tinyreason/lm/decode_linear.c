@@ -16,12 +16,10 @@ typedef float v8 __attribute__((vector_size(32)));
 
 static inline v8 load8(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
 
+float gelu_tanh_scalar(float x); /* gelu.c, compiled into the same library */
+
 static inline float act(float x, int gelu) {
-    if (gelu == 1) {
-        float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-        u = u > 15.0f ? 15.0f : (u < -15.0f ? -15.0f : u);  /* tanh(15) is 1 in float; no overflow in expf */
-        return 0.5f * x * (2.0f - 2.0f / (expf(2.0f * u) + 1.0f));
-    }
+    if (gelu == 1) return gelu_tanh_scalar(x);
     if (gelu == 2) return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
     return x;
 }

@@ -15,13 +15,17 @@
 
 static inline float clamp15(float u) { return u > 15.0f ? 15.0f : (u < -15.0f ? -15.0f : u); }
 
-void gelu_tanh(const float *x, int64_t n, float *y) {
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        const float e = expf(2.0f * clamp15(K0 * (v + K1 * v * v * v))), r = 1.0f / (e + 1.0f);
-        y[i] = v * e * r;
-    }
+static inline float gelu1(float v) {
+    const float e = expf(2.0f * clamp15(K0 * (v + K1 * v * v * v)));
+    return v * e / (e + 1.0f);
 }
+
+void gelu_tanh(const float *x, int64_t n, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] = gelu1(x[i]);
+}
+
+/* one value, for decode_linear.c's epilogue (one formula for both) */
+float gelu_tanh_scalar(float v) { return gelu1(v); }
 
 /* dx = g * gelu'(x) = g * (e r + 2 x e r^2 du/dx), du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2) */
 void gelu_tanh_backward(const float *g, const float *x, int64_t n, float *dx) {
