@@ -52,12 +52,16 @@ def layer_calls(b: int, g: int, h: int, p: int = 92, d: int = 64, t_new: int = 8
               f"{tp / tf:5.2f}x", flush=True)
 
 
-def rollouts_on_off(model, prompts, flag: str, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
+def rollouts_on_off(model, prompts, flag: str, dtype: torch.dtype, repeats: int, fixed=None) -> tuple[float, float]:
     """Best seconds of an 84-token rollout (G=8) with `decode_kernel.<flag>` True and False,
-    interleaved; a short rollout first on each side (packing, caches). The flag is then reset."""
+    interleaved; a short rollout first on each side (packing, caches). `fixed`: other
+    `decode_kernel` flags set alike on both sides. The flags are then reset."""
     gen = torch.Generator().manual_seed(0)
     times = {True: [], False: []}
-    default = getattr(decode_kernel, flag)
+    fixed = {"STEP": False, **(fixed or {})}  # by default the per-op path, where one flag swaps one kernel
+    default = {k: getattr(decode_kernel, k) for k in (flag, *fixed)}
+    for k, v in fixed.items():
+        setattr(decode_kernel, k, v)
     for _ in range(repeats):
         for on in (True, False):
             setattr(decode_kernel, flag, on)
@@ -65,7 +69,8 @@ def rollouts_on_off(model, prompts, flag: str, dtype: torch.dtype, repeats: int)
             t0 = time.perf_counter()
             sampler.sample(model, prompts, 8, 84, dtype=dtype, generator=gen)
             times[on].append(time.perf_counter() - t0)
-    setattr(decode_kernel, flag, default)
+    for k, v in default.items():
+        setattr(decode_kernel, k, v)
     return min(times[True]), min(times[False])
 
 

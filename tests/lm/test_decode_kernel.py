@@ -6,7 +6,7 @@ import torch
 
 from tinyreason.lm import decode_kernel, shared_prefix
 from tinyreason.lm.model import random_model, train_char_tokenizer
-from tinyreason.lm.sampler import sample, stop_token_ids
+from tinyreason.lm.sampler import _CASTS, sample, stop_token_ids
 from tinyreason.lm.shared_prefix import SharedPrefix
 
 needs_kernel = pytest.mark.skipif(not decode_kernel.available(), reason="no C compiler: the kernel is not built here")
@@ -43,8 +43,10 @@ def test_kernel_equals_pytorch_attention_with_padding_and_dropped_rows():
 
 
 @needs_kernel
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("flag", ["ENABLED", "LINEAR"])  # the attention kernel; the C linears
+@pytest.mark.parametrize("flag,dtype", [("ENABLED", torch.float32), ("ENABLED", torch.bfloat16),  # attention kernel
+                                        ("LINEAR", torch.float32), ("LINEAR", torch.bfloat16),  # the C linears
+                                        ("STEP", torch.float32),  # whole decode steps in one call (fp32 only)
+                                        ("SAMPLE", torch.float32), ("SAMPLE", torch.bfloat16)])  # the draw in C
 def test_sampler_gives_the_same_rollout_with_and_without_the_kernel(tiny, monkeypatch, dtype, flag):
     model, tok = tiny
     stops = stop_token_ids(tok, ["e", "4"])
@@ -52,10 +54,15 @@ def test_sampler_gives_the_same_rollout_with_and_without_the_kernel(tiny, monkey
     runs = []
     for on in (True, False):
         monkeypatch.setattr(decode_kernel, flag, on)
+        if flag == "STEP":  # off: the per-op path on the same C linears, so only the step's own code differs
+            monkeypatch.setattr(decode_kernel, "LINEAR", True)
         torch.manual_seed(5)
         runs.append(sample(model, prompts, 3, 12, 1.0, stop_ids=stops, pad_id=tok.pad_token_id, dtype=dtype,
-                           compact_fraction=0.01))
+                           compact_fraction=0.01))  # rows dropped as they stop: the step sees compacted caches
+        if flag == "STEP":
+            assert (_CASTS[model][1].step is not None) == on
     a, b = runs
+    assert a.completion_mask.float().mean() < 0.9  # some rows stopped early
     assert torch.equal(a.completion_ids, b.completion_ids)
     bf16_linears = flag == "LINEAR" and dtype == torch.bfloat16  # other summation order, other bf16 roundings
     torch.testing.assert_close(a.logprobs, b.logprobs, atol=2e-2 if bf16_linears else 1e-4, rtol=1e-4)
@@ -142,6 +149,59 @@ def test_linear_is_used_only_where_measured_faster(monkeypatch):
         assert not decode_kernel.use_linear("cpu")
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sample_rows_draws_what_the_pytorch_path_draws(temperature):
+    from tinyreason.lm.sampler import _draw
+
+    torch.manual_seed(0)
+    logits = torch.randn(3000, 50) * 3  # (A, V)
+    logits[:, 7] = float("-inf")  # no mass: never drawn
+    tok, lp = decode_kernel.sample_rows(logits, temperature, torch.Generator().manual_seed(1))
+    logp = torch.log_softmax(logits / temperature, -1)
+    ref = _draw(logp.exp(), torch.Generator().manual_seed(1))  # the same uniforms, inverted on PyTorch's cdf
+    assert (tok == ref).float().mean() > 0.999  # equal but where u * total falls within rounding of a boundary
+    assert not (tok == 7).any()
+    torch.testing.assert_close(lp, logp.gather(-1, tok[:, None])[:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_step_is_used_for_fp32_at_one_thread(monkeypatch):
+    if not decode_kernel.available():
+        assert not decode_kernel.use_step("cpu", torch.float32)
+        return
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert decode_kernel.use_step("cpu", torch.float32, 10**6)
+        assert not decode_kernel.use_step("cpu", torch.bfloat16) and not decode_kernel.use_step("meta", torch.float32)
+        big = decode_kernel.STEP_AVX512_MAX_PARAMS + 1
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # oneDNN's linears won there
+        assert not decode_kernel.use_step("cpu", torch.float32, big)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # the C linears are used anyway
+        assert decode_kernel.use_step("cpu", torch.float32, big)
+        torch.set_num_threads(2)  # the C kernels run on one thread; oneDNN's linears use them all
+        assert not decode_kernel.use_step("cpu", torch.float32)
+        monkeypatch.setattr(decode_kernel, "STEP", True)  # forced (tests, benchmarks), still fp32 only
+        assert decode_kernel.use_step("cpu", torch.float32) and not decode_kernel.use_step("cpu", torch.bfloat16)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_step_is_not_built_for_an_activation_it_does_not_fuse(monkeypatch):
+    tok = train_char_tokenizer(["P: e2e4 M: e2e4", "A: +e2e4+"])
+    model = random_model(tok, seed=3, n_layer=1, n_embd=16, n_head=2, n_positions=64, activation_function="relu").eval()
+    monkeypatch.setattr(decode_kernel, "STEP", True)
+    torch.manual_seed(0)
+    on = sample(model, [tok("P: e2").input_ids], 2, 6)
+    assert _CASTS[model][1].step is None  # the per-op path, on the C linears
+    monkeypatch.setattr(decode_kernel, "STEP", False)
+    monkeypatch.setattr(decode_kernel, "LINEAR", True)  # the same path as a choice
+    torch.manual_seed(0)
+    off = sample(model, [tok("P: e2").input_ids], 2, 6)
+    assert torch.equal(on.completion_ids, off.completion_ids)
 
 
 @needs_kernel

@@ -154,12 +154,16 @@ def test_prompt_too_long_is_a_user_error(tiny):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("c_linear", [False, True])
-def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, c_linear, monkeypatch):
+@pytest.mark.parametrize("path", ["onednn", "c_linear", "step"])
+def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, path, monkeypatch):
     model, tok = tiny
+    c_linear = path != "onednn"
     if c_linear and not decode_kernel.available():
         pytest.skip("no C compiler: the decode kernels are not built here")
+    if path == "step" and dtype != torch.float32:
+        pytest.skip("the one-call decode step is fp32 only")
     monkeypatch.setattr(decode_kernel, "LINEAR", c_linear)  # oneDNN's packing or the C linears' panels
+    monkeypatch.setattr(decode_kernel, "STEP", path == "step")  # ... per op, or in one call per token
     ids = [tok("P: rnbq").input_ids]
     a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
     before = [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies]
@@ -173,6 +177,7 @@ def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, c_linear, m
         b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
         assert [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies] == before  # bf16: refreshed in place
         assert [w.panels.data_ptr() for w in _GPT2.for_model(model, dtype, 1)._panels] == panels  # re-packed in place
+        assert (_GPT2.for_model(model, dtype, 1).step is not None) == (path == "step")
         ref = _full_logprobs(model, b, 0.0)
         tol = 1e-4 if dtype == torch.float32 else 0.1
         assert torch.allclose(b.logprobs, ref, atol=tol) and not torch.allclose(a.logprobs, b.logprobs, atol=tol)

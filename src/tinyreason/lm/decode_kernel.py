@@ -1,6 +1,6 @@
-"""C kernels on CPU: the sampler's decode attention as one call per layer (`decode_attention.c`)
-and, on AVX2 CPUs, its linears at decode batch sizes (`decode_linear.c`); the trainers' tanh-GELU
-(`gelu.c`).
+"""C kernels on CPU: the sampler's decode attention as one call per layer (`decode_attention.c`),
+its linears at decode batch sizes (`decode_linear.c`), a whole fp32 decode step (`decode_step.c`)
+and its plain draw (`sample_rows.c`); the trainers' tanh-GELU (`gelu.c`).
 
 Decoding a small GPT-2 on a CPU core is bound by per-op cost, not arithmetic: one layer's
 shared-prefix attention is ~25 PyTorch ops (cache writes, four batched matmuls, softmax,
@@ -17,6 +17,12 @@ oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` a
 caught up (0.8-1.3x), and on AVX-512 CPUs a hand-written kernel only matched oneDNN (see
 docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-512 only
 (measured on Zen 3; Zen 1 and Intel AVX2 CPUs not measured).
+
+With the C linears and attention in place, what was left of a small model's fp32 decode step
+was the ~80 PyTorch calls per token around them (layer norms, residual adds, views, casts):
+`decode_step.c` runs a whole token through the network in one call (`Step`, `use_step`), and
+`sample_rows.c` draws the next tokens in the plain case (no top-k/top-p) in one call instead of
+~12 ops (`benchmarks/decode_step.py`).
 
 GPT-2's tanh-GELU (forward and backward) in the trainers' own forward passes: PyTorch's fp32
 kernels took 6.6-9 ms per 1.5M elements on a Zen 3 core, `gelu.c` 2.3-5x (forward) and
@@ -36,12 +42,15 @@ import torch
 
 from tinyreason.lm import onednn
 
-_SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c", "gelu.c")]
+_SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c", "gelu.c", "decode_step.c",
+                                                 "sample_rows.c")]
 _LIB = None  # the compiled library once loaded; False when unavailable
 _GELU = {None: 0, "tanh": 1, "none": 2}  # decode_linear's gelu codes: none, tanh approximation, erf
 ENABLED = True  # tests switch the attention kernel off to compare it with the PyTorch path
 LINEAR: bool | None = None  # decode linears in C: None = where measured faster (`use_linear`); tests force it
 GELU = True  # the trainers' tanh-GELU in C where it applies (`use_gelu`); tests switch it off to compare
+SAMPLE = True  # the sampler's plain draw (no top-k/top-p) in C (`sample_rows`); tests switch it off to compare
+STEP: bool | None = None  # whole fp32 decode steps in one C call: None = where it applies (`use_step`); tests force it
 
 
 def _compile():
@@ -64,6 +73,11 @@ def _compile():
     lib.decode_linear.argtypes = [ptr, i64, i64, ptr, i64, ptr, ctypes.c_int, ptr]
     lib.gelu_tanh.restype = lib.gelu_tanh_backward.restype = None
     lib.gelu_tanh.argtypes = [ptr, i64, ptr]
+    lib.sample_rows.restype = ctypes.c_int
+    lib.sample_rows.argtypes = [ptr, i64, i64, ctypes.c_float, ptr, ptr, ptr]
+    lib.decode_step.restype = ctypes.c_int
+    lib.decode_step.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_float, ctypes.c_int,
+                                ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.gelu_tanh_backward.argtypes = [ptr, ptr, i64, ptr]
     return lib
 
@@ -89,9 +103,42 @@ def use_linear(device: torch.device | str) -> bool:
             and not onednn.avx512() and _loaded())
 
 
+def use_sample() -> bool:
+    """True when the sampler draws its plain-case tokens with `sample_rows` (`SAMPLE` on, compiled)."""
+    return SAMPLE and _loaded()
+
+
+STEP_AVX512_MAX_PARAMS = 20_000_000  # see use_step
+
+
+def use_step(device: torch.device | str, dtype: torch.dtype, n_params: int = 0) -> bool:
+    """True when the sampler should decode each token in one `decode_step` call (`STEP`
+    overrides): fp32 on CPU at one torch thread, the library compiled, and its C linears no
+    slower than oneDNN's for this model: always on AVX2 (the sampler's linears are the C ones
+    there anyway); on AVX-512, where the C linears ran at 0.95-0.97x of oneDNN's per token, for
+    models up to `STEP_AVX512_MAX_PARAMS` parameters (one Zen 4 core: 3.2M-parameter model's
+    rollout 1.12x faster, GPT-2 124M's 0.92x, `benchmarks/decode_step.py`)."""
+    if STEP is not None:
+        return STEP and dtype == torch.float32 and _loaded()
+    return (torch.device(device).type == "cpu" and dtype == torch.float32 and torch.get_num_threads() == 1
+            and (not onednn.avx512() or n_params <= STEP_AVX512_MAX_PARAMS) and _loaded())
+
+
 def use_gelu(x: torch.Tensor) -> bool:
     """True when `gelu_tanh` serves x: fp32 on CPU, `GELU` on, the library compiled."""
     return GELU and x.device.type == "cpu" and x.dtype == torch.float32 and _loaded()
+
+
+def sample_rows(logits: torch.Tensor, temperature: float, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row (A,) int64 from softmax(logits / temperature) and its log-prob (A,) fp32, for
+    contiguous fp32 CPU logits (A, V) (`sample_rows.c`; the sampler's `_draw` path in one call). Draws
+    one uniform per row from `generator`, as `_draw` does."""
+    a, v = logits.shape
+    u = torch.rand(a, 1, generator=generator, dtype=torch.float32)  # (A, 1) as `_draw` draws them
+    tok, lp = torch.empty(a, dtype=torch.int64), torch.empty(a, dtype=torch.float32)
+    if _LIB.sample_rows(logits.data_ptr(), a, v, 1.0 / temperature, u.data_ptr(), tok.data_ptr(), lp.data_ptr()):
+        raise MemoryError("sample_rows: out of memory")
+    return tok, lp
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -173,3 +220,47 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
     if rc:
         raise MemoryError("decode_attention: out of memory")
     return out
+
+
+class Step:
+    """A GPT-2's fp32 weights as `decode_step.c` reads them: one decode token through the whole
+    network in one call. Holds references to every tensor it points to (the sampler's view of
+    the model: parameters, Panels)."""
+
+    def __init__(self, wte, wpe, layers, scales, eps: float, gelu: str, lnf, head: Panels, n_head: int):
+        """layers: per block (ln_1 w, b, c_attn Panels, b, c_proj Panels, b, ln_2 w, b, c_fc Panels, b,
+        mlp c_proj Panels, b); lnf: (w, b); gelu: the MLP activation, "tanh" or "none" (erf)."""
+        flat = [t.panels if isinstance(t, Panels) else t for blk in layers for t in blk]
+        for t in (wte, wpe, *flat, *lnf, head.panels):
+            if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+                raise ValueError("decode_kernel.Step takes contiguous float32 CPU tensors")
+        self._keep = (wte, wpe, flat, lnf, head)
+        self.wte, self.wpe, self.lnf, self.head = wte, wpe, lnf, head
+        self.ptrs = (ctypes.c_void_p * len(flat))(*[t.data_ptr() for t in flat])
+        self.scales = (ctypes.c_float * len(layers))(*scales)
+        self.n_layer, self.n_head, self.eps, self.gelu = len(layers), n_head, eps, _GELU[gelu]
+        self.d_model, self.d_inner = wte.shape[1], layers[0][8].out_features
+
+    def __call__(self, ids, pos, cache, t: int, kp, grp, pstart) -> torch.Tensor:
+        """Logits (A, V) fp32 of one decode step: ids, pos (A,) int64 the tokens and their position
+        ids; cache per layer (K, V) each (A, H, Tcap, D), this step's K/V written at slot t; kp per
+        layer the prompt (K, V) each (B, H, P, D); grp (A,), pstart (B,) as in `decode_attention`."""
+        ids, pos = ids.contiguous(), pos.contiguous()
+        a, n = ids.shape[0], self.n_layer
+        tcap, p = cache[0][0].shape[2], kp[0][0].shape[2]
+        for z in (*(x for kv in cache for x in kv), *(x for kv in kp for x in kv)):
+            if z.dtype != torch.float32 or not z.is_contiguous() or z.shape[0] not in (a, pstart.shape[0]):
+                raise ValueError("decode_kernel.Step: caches must be contiguous float32 (rows, H, T, D)")
+        arr = ctypes.c_void_p * n
+        kc, vc = arr(*[k.data_ptr() for k, _ in cache]), arr(*[v.data_ptr() for _, v in cache])
+        kpp, vpp = arr(*[k.data_ptr() for k, _ in kp]), arr(*[v.data_ptr() for _, v in kp])
+        grp, pstart = grp.contiguous().to(torch.int64), pstart.contiguous().to(torch.int64)
+        logits = torch.empty(a, self.head.out_features, dtype=torch.float32)  # (A, V)
+        rc = _LIB.decode_step(ids.data_ptr(), pos.data_ptr(), a, self.d_model, self.n_head, n, self.d_inner,
+                              self.head.out_features, self.wte.data_ptr(), self.wpe.data_ptr(), self.ptrs, self.scales,
+                              self.eps, self.gelu, kc, vc, tcap, t, kpp, vpp, p, grp.data_ptr(), pstart.data_ptr(),
+                              self.lnf[0].data_ptr(), self.lnf[1].data_ptr(), self.head.panels.data_ptr(),
+                              logits.data_ptr())
+        if rc:
+            raise MemoryError("decode_step: out of memory")
+        return logits

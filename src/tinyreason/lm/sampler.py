@@ -12,7 +12,10 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
 - on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
   blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
   GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
-  on CPUs without AVX-512 at one torch thread on a C function instead (`decode_kernel.use_linear`),
+  on CPUs without AVX-512 at one torch thread on a C function instead (`decode_kernel.use_linear`);
+  in fp32 at one thread, where measured no slower, each decode token runs through the whole network
+  in one C call on those linears (`decode_kernel.Step`, `use_step`), and the plain-case draw (no
+  top-k/top-p) is one C call too (`decode_kernel.sample_rows`),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
 - supports left-padded prompts of different lengths with exact position ids.
@@ -104,7 +107,8 @@ class _GPT2:
     (`decode_kernel.Panels`) are re-packed in place into the previous view's buffers.
     """
 
-    def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None, c_linear: bool = False):
+    def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None, c_linear: bool = False,
+                 step: bool = False):
         cfg = model.config
         if getattr(cfg, "add_cross_attention", False):
             raise UserError("the sampler supports decoder-only GPT-2 models (no cross-attention)")
@@ -158,6 +162,12 @@ class _GPT2:
             ))
         self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
+        self.step = None  # whole decode steps in one C call (`decode_kernel.Step`) where it applies
+        if step and c_linear and views and self.gelu is not None and getattr(model.lm_head, "bias", None) is None:
+            self.step = decode_kernel.Step(
+                self.wte, self.wpe, [(*ly["ln1"], *ly["qkv"], *ly["proj"], *ly["ln2"], *ly["fc"], *ly["out"])
+                                     for ly in self.layers],
+                [ly["scale"] for ly in self.layers], self.eps, self.gelu, self.lnf, self.head, self.n_head)
 
     @staticmethod
     def linear(x: torch.Tensor, w, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
@@ -173,12 +183,14 @@ class _GPT2:
         layout depends on it, and with it the rounding: same calls, same results, as on resume).
         Writers that skip version counters (torch's fused AdamW) must bump them
         (`torch.autograd.graph.increment_version`, as `tinyreason.lm.optim.adamw` does)."""
-        c_linear = decode_kernel.use_linear(model.transformer.wte.weight.device)
-        key = (dtype, rows, c_linear, tuple((p.data_ptr(), p._version) for p in model.parameters()))
+        device = model.transformer.wte.weight.device
+        step = decode_kernel.use_step(device, dtype, sum(p.numel() for p in model.parameters()))
+        c_linear = step or decode_kernel.use_linear(device)
+        key = (dtype, rows, (c_linear, step), tuple((p.data_ptr(), p._version) for p in model.parameters()))
         cached = _CASTS.get(model)
         if cached is None or cached[0] != key:
             reuse = cached[1] if cached is not None and cached[0][::2] == key[::2] else None
-            cached = _CASTS[model] = (key, _GPT2(model, dtype, rows, reuse, c_linear))
+            cached = _CASTS[model] = (key, _GPT2(model, dtype, rows, reuse, c_linear, step))
         return cached[1]
 
     def new_cache(self, n: int, length: int, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -199,6 +211,8 @@ class _GPT2:
         With `prefix` (decode only), `cache` holds only the generated tokens' K/V and
         each row also attends to its group's one copy of the prompt K/V (`SharedPrefix`)."""
         n, s = ids.shape  # ids, pos: (N, S); key_ok: (N, Tmax) bool, False on padding and unwritten slots
+        if s == 1 and self.step is not None and prefix is not None and prefix.fused(cache[0][0]):
+            return self.step(ids[:, 0], pos[:, 0], cache, start, prefix.kv, prefix.row_group, prefix.pstart)  # (N, V)
         end = start + s
         c = self.d_model
         kv_dtype = cache[0][0].dtype
@@ -264,10 +278,13 @@ def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
     if temperature == 0:
         tok = logits.argmax(-1)
         return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0]
+    plain = top_k <= 0 and top_p >= 1.0
+    if plain and logits.device.type == "cpu" and logits.dtype == torch.float32 and decode_kernel.use_sample():
+        return decode_kernel.sample_rows(logits.contiguous(), temperature, generator)  # same draw, one C call
     if temperature != 1.0:
         logits = logits / temperature
     logp = torch.log_softmax(logits, -1)  # (A, V)
-    if top_k <= 0 and top_p >= 1.0:
+    if plain:
         tok = _draw(logp.exp(), generator)
         return tok, logp.gather(-1, tok[:, None])[:, 0]
     if 0 < top_k < logits.shape[-1]:

@@ -1,0 +1,68 @@
+/* One decode token through a whole GPT-2 in one call, fp32: embeddings, every block (layer norms,
+ * linears on decode_linear.c's panels, shared-prefix attention with decode_attention.c, residual
+ * adds), the final layer norm and the LM head. Same math, same kernels as the sampler's per-op
+ * path with the C kernels (tinyreason/lm/sampler.py); what goes is the ~80 PyTorch calls per
+ * token around them, whose dispatch and allocation cost was about half of a small model's decode
+ * step on one core (benchmarks/decode_step.py). Compiled into the same library as those files.
+ *
+ * w holds 12 pointers per layer: ln_1 weight, bias; c_attn panels, bias; attn c_proj panels,
+ * bias; ln_2 weight, bias; c_fc panels, bias; mlp c_proj panels, bias. kc, vc, kp, vp: one
+ * pointer per layer (see decode_attention). gelu: decode_linear's code for the MLP activation.
+ * Returns 1 when scratch memory cannot be had, else 0.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, int64_t N,
+                   const float *bias, int gelu, float *y);
+int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D, float *kc, float *vc, int64_t tcap,
+                     int64_t t, const float *kp, const float *vp, int64_t P, const int64_t *grp,
+                     const int64_t *pstart, float scale, float *out);
+
+/* y (A, C) = layer norm of the rows of x (A, C): two passes (mean, then centred variance), as PyTorch */
+static void layer_norm(const float *x, int64_t A, int64_t C, const float *w, const float *b, float eps, float *y) {
+    for (int64_t a = 0; a < A; a++) {
+        const float *xr = x + a * C;
+        float *yr = y + a * C;
+        float mean = 0.0f, var = 0.0f;
+        for (int64_t i = 0; i < C; i++) mean += xr[i];
+        mean /= (float)C;
+        for (int64_t i = 0; i < C; i++) { const float d = xr[i] - mean; var += d * d; }
+        const float rstd = 1.0f / sqrtf(var / (float)C + eps);
+        for (int64_t i = 0; i < C; i++) yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+    }
+}
+
+int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, int64_t H, int64_t L, int64_t F,
+                int64_t V, const float *wte, const float *wpe, const float *const *w, const float *scales,
+                float eps, int gelu, float *const *kc, float *const *vc, int64_t tcap, int64_t t,
+                const float *const *kp, const float *const *vp, int64_t P, const int64_t *grp,
+                const int64_t *pstart, const float *lnf_w, const float *lnf_b, const float *head, float *logits) {
+    const int64_t D = C / H;
+    /* scratch: residual stream x, normed / projected h, attention output, q|k|v, MLP hidden */
+    float *x = (float *)malloc(sizeof(float) * (size_t)(A * (3 * C + 3 * C + F)));
+    if (!x) return 1;
+    float *h = x + A * C, *att = h + A * C, *qkv = att + A * C, *f = qkv + 3 * A * C;
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t i = 0; i < C; i++) x[a * C + i] = wte[ids[a] * C + i] + wpe[pos[a] * C + i];
+    for (int64_t l = 0; l < L; l++) {
+        const float *const *p = w + 12 * l;
+        layer_norm(x, A, C, p[0], p[1], eps, h);
+        decode_linear(h, A, C, p[2], 3 * C, p[3], 0, qkv);  /* (A, 3C) */
+        if (decode_attention(qkv, A, H, D, kc[l], vc[l], tcap, t, kp[l], vp[l], P, grp, pstart, scales[l], att)) {
+            free(x);
+            return 1;
+        }
+        decode_linear(att, A, C, p[4], C, p[5], 0, h);
+        for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
+        layer_norm(x, A, C, p[6], p[7], eps, h);
+        decode_linear(h, A, C, p[8], F, p[9], gelu, f);  /* (A, F), activation fused */
+        decode_linear(f, A, F, p[10], C, p[11], 0, h);
+        for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
+    }
+    layer_norm(x, A, C, lnf_w, lnf_b, eps, h);
+    decode_linear(h, A, C, head, V, 0, 0, logits);  /* (A, V) */
+    free(x);
+    return 0;
+}
