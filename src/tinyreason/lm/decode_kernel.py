@@ -117,7 +117,8 @@ def use_step(device: torch.device | str, dtype: torch.dtype, n_params: int = 0) 
     slower than oneDNN's for this model: always on AVX2 (the sampler's linears are the C ones
     there anyway); on AVX-512, where the C linears ran at 0.95-0.97x of oneDNN's per token, for
     models up to `STEP_AVX512_MAX_PARAMS` parameters (one Zen 4 core: 3.2M-parameter model's
-    rollout 1.12x faster, GPT-2 124M's 0.92x, `benchmarks/decode_step.py`)."""
+    rollout 1.12x faster; GPT-2 124M's 0.92x and 1.07x in two runs, no gain beyond the VM's
+    noise; `benchmarks/decode_step.py`)."""
     if STEP is not None:
         return STEP and dtype == torch.float32 and _loaded()
     return (torch.device(device).type == "cpu" and dtype == torch.float32 and torch.get_num_threads() == 1
@@ -245,7 +246,7 @@ class Step:
         """Logits (A, V) fp32 of one decode step: ids, pos (A,) int64 the tokens and their position
         ids; cache per layer (K, V) each (A, H, Tcap, D), this step's K/V written at slot t; kp per
         layer the prompt (K, V) each (B, H, P, D); grp (A,), pstart (B,) as in `decode_attention`."""
-        ids, pos = ids.contiguous(), pos.contiguous()
+        ids, pos = ids.contiguous().to(torch.int64), pos.contiguous().to(torch.int64)
         a, n = ids.shape[0], self.n_layer
         tcap, p = cache[0][0].shape[2], kp[0][0].shape[2]
         for z in (*(x for kv in cache for x in kv), *(x for kv in kp for x in kv)):
