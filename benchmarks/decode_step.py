@@ -3,11 +3,15 @@ and its plain-case draw in PyTorch ops vs C (`decode_kernel.sample_rows`).
 
 Whole rollouts (`sampler.sample`, 84 new tokens, G=8, random models with EOS reachable only by
 chance) of the small model (4 x 256, 2 prompts = 16 rows, 64-token vocabulary) and GPT-2 124M
-(12 x 768, 1 prompt = 8 rows, 50257-token head), fp32 at one torch thread, the sides interleaved:
+(12 x 768, 1 prompt = 8 rows, 50257-token head), fp32 at one torch thread, with the malloc
+setting `chess grpo` uses (`keep_freed_memory`), the sides interleaved:
 - "oneDNN ops": the per-op path on oneDNN's packed linears (the default before the step on AVX-512),
 - "C ops": the per-op path on the C linears (the default before the step on AVX2),
 - "C step": every decode token in one `decode_step` call (same C linears and attention kernel).
-Then the draw: rollouts with the default path, `SAMPLE` on and off. Prints best times and ratios.
+Then one draw of the next tokens: PyTorch ops vs `sample_rows` (whole rollouts are too noisy to
+show its few ms). Prints best times and ratios. Run it under `make test-avx2`'s ISA caps
+(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2) to see an AVX2 CPU's
+choice on an AVX-512 one (the C kernels are compiled for the host either way).
 
     .venv/bin/python benchmarks/decode_step.py [--repeats 5] [--models small,124m]
 """
@@ -19,6 +23,7 @@ import time
 
 import torch
 
+from tinyreason.device import keep_freed_memory
 from tinyreason.lm import decode_kernel, sampler
 from tinyreason.lm.model import random_model
 
@@ -49,10 +54,11 @@ def rollouts(model, prompts, sides: dict[str, dict], repeats: int) -> dict[str, 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=5, help="rollouts per side (124M: at most 3)")
+    ap.add_argument("--repeats", type=int, default=7, help="rollouts per side (124M: at most 3)")
     ap.add_argument("--models", default="small,124m")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as `chess grpo` sets on CPU: without it every step's fresh tensors fault in pages
     if not decode_kernel.available():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
     print(f"torch {torch.__version__}, 1 thread, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
@@ -68,9 +74,25 @@ def main() -> None:
         print(f"  {name}: " + "  ".join(f"{side} {t:6.3f} s" for side, t in best.items())
               + f"  | step vs oneDNN ops {best['oneDNN ops'] / step:4.2f}x, vs C ops {best['C ops'] / step:4.2f}x",
               flush=True)
-        draw = rollouts(model, prompts, {"PyTorch draw": dict(SAMPLE=False), "C draw": dict(SAMPLE=True)}, reps)
-        print(f"  {name}: PyTorch draw {draw['PyTorch draw']:6.3f} s  C draw {draw['C draw']:6.3f} s  "
-              f"{draw['PyTorch draw'] / draw['C draw']:4.2f}x", flush=True)
+        draw(16 if name == "small" else 8, vocab)
+
+
+def draw(rows: int, vocab: int) -> None:
+    """One plain-case draw (`sampler._pick`, T=1, no top-k/top-p) from (rows, vocab) logits: the
+    PyTorch ops vs `sample_rows`, best of 5 interleaved means. A rollout makes one per token."""
+    logits, gen = torch.randn(rows, vocab), torch.Generator().manual_seed(0)
+    n = 2000 if vocab < 1000 else 200
+    best = {}
+    for _ in range(5):
+        for on in (False, True):
+            decode_kernel.SAMPLE = on
+            t0 = time.perf_counter()
+            for _ in range(n):
+                sampler._pick(logits, 1.0, 0, 1.0, gen)
+            best[on] = min(best.get(on, 1e9), (time.perf_counter() - t0) / n)
+    decode_kernel.SAMPLE = True
+    print(f"    draw ({rows}, {vocab}): PyTorch ops {best[False] * 1e6:7.1f} us  C {best[True] * 1e6:7.1f} us  "
+          f"{best[False] / best[True]:4.2f}x  (84 tokens: {(best[False] - best[True]) * 84e3:.1f} ms less)", flush=True)
 
 
 if __name__ == "__main__":

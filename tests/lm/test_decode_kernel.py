@@ -56,6 +56,8 @@ def test_sampler_gives_the_same_rollout_with_and_without_the_kernel(tiny, monkey
         monkeypatch.setattr(decode_kernel, flag, on)
         if flag == "STEP":  # off: the per-op path on the same C linears, so only the step's own code differs
             monkeypatch.setattr(decode_kernel, "LINEAR", True)
+        else:  # the per-op path, where each flag swaps one kernel
+            monkeypatch.setattr(decode_kernel, "STEP", False)
         torch.manual_seed(5)
         runs.append(sample(model, prompts, 3, 12, 1.0, stop_ids=stops, pad_id=tok.pad_token_id, dtype=dtype,
                            compact_fraction=0.01))  # rows dropped as they stop: the step sees compacted caches
@@ -172,19 +174,19 @@ def test_step_is_used_for_fp32_at_one_thread(monkeypatch):
         assert not decode_kernel.use_step("cpu", torch.float32)
         return
     threads = torch.get_num_threads()
+    big = decode_kernel.STEP_AVX512_MAX_PARAMS + 1
     try:
         torch.set_num_threads(1)
-        assert decode_kernel.use_step("cpu", torch.float32, 10**6)
-        assert not decode_kernel.use_step("cpu", torch.bfloat16) and not decode_kernel.use_step("meta", torch.float32)
-        big = decode_kernel.STEP_AVX512_MAX_PARAMS + 1
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # oneDNN's linears won there
-        assert not decode_kernel.use_step("cpu", torch.float32, big)
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # the C linears are used anyway
         assert decode_kernel.use_step("cpu", torch.float32, big)
+        assert not decode_kernel.use_step("cpu", torch.bfloat16) and not decode_kernel.use_step("meta", torch.float32)
         torch.set_num_threads(2)  # the C kernels run on one thread; oneDNN's linears use them all
         assert not decode_kernel.use_step("cpu", torch.float32)
+        torch.set_num_threads(1)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # oneDNN's linears won at 124M
+        assert decode_kernel.use_step("cpu", torch.float32, 10**6) and not decode_kernel.use_step("cpu", torch.float32, big)
         monkeypatch.setattr(decode_kernel, "STEP", True)  # forced (tests, benchmarks), still fp32 only
-        assert decode_kernel.use_step("cpu", torch.float32) and not decode_kernel.use_step("cpu", torch.bfloat16)
+        assert decode_kernel.use_step("cpu", torch.float32, big) and not decode_kernel.use_step("cpu", torch.bfloat16)
     finally:
         torch.set_num_threads(threads)
 

@@ -113,12 +113,12 @@ STEP_AVX512_MAX_PARAMS = 20_000_000  # see use_step
 
 def use_step(device: torch.device | str, dtype: torch.dtype, n_params: int = 0) -> bool:
     """True when the sampler should decode each token in one `decode_step` call (`STEP`
-    overrides): fp32 on CPU at one torch thread, the library compiled, and its C linears no
-    slower than oneDNN's for this model: always on AVX2 (the sampler's linears are the C ones
-    there anyway); on AVX-512, where the C linears ran at 0.95-0.97x of oneDNN's per token, for
-    models up to `STEP_AVX512_MAX_PARAMS` parameters (one Zen 4 core: 3.2M-parameter model's
-    rollout 1.12x faster; GPT-2 124M's 0.92x and 1.07x in two runs, no gain beyond the VM's
-    noise; `benchmarks/decode_step.py`)."""
+    overrides): fp32 on CPU at one torch thread, the library compiled, and
+    - on AVX2 CPUs always: the sampler's linears are the C ones there anyway (`use_linear`),
+    - on AVX-512 CPUs for models up to `STEP_AVX512_MAX_PARAMS` parameters: there the step's C
+      linears replace oneDNN's, and on one Zen 4 core (with the malloc setting GRPO uses) the
+      3.2M-parameter model's rollout ran 1.00-1.11x faster, GPT-2 124M's 0.90-0.93x
+      (`benchmarks/decode_step.py`, several runs)."""
     if STEP is not None:
         return STEP and dtype == torch.float32 and _loaded()
     return (torch.device(device).type == "cpu" and dtype == torch.float32 and torch.get_num_threads() == 1

@@ -13,9 +13,9 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
   GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
   on CPUs without AVX-512 at one torch thread on a C function instead (`decode_kernel.use_linear`);
-  in fp32 at one thread, where measured no slower, each decode token runs through the whole network
-  in one C call on those linears (`decode_kernel.Step`, `use_step`), and the plain-case draw (no
-  top-k/top-p) is one C call too (`decode_kernel.sample_rows`),
+  in fp32 at one thread each decode token runs through the whole network in one C call on those
+  linears (`decode_kernel.Step`, `use_step`: on AVX2 CPUs, and on AVX-512 ones for small models);
+  the plain-case draw (no top-k/top-p) is one C call on every CPU (`decode_kernel.sample_rows`),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
 - supports left-padded prompts of different lengths with exact position ids.
