@@ -56,3 +56,22 @@ def test_slow_bf16_flags_bf16_on_cpus_without_a_bf16_gemm(monkeypatch):
     assert not slow_bf16(cpu, torch.float32)
     monkeypatch.setattr(onednn, "_BF16", True)
     assert not slow_bf16(cpu, torch.bfloat16)
+
+
+def test_huge_page_buffers_are_aligned_contiguous_and_outlive_their_mapping_object():
+    import gc
+    import mmap
+
+    from tinyreason.device import huge_page_empty
+
+    t = huge_page_empty((300, 768, 8))  # 7 MiB, one of GPT-2 124M's packed decode weights
+    assert t.shape == (300, 768, 8) and t.dtype == torch.float32 and t.is_contiguous()
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        assert t.data_ptr() % (2 << 20) == 0  # its own mapping, aligned to huge pages
+    t.fill_(2.0)
+    part = t[-1]  # a view keeps the mapping alive after the tensor itself goes
+    del t
+    gc.collect()
+    assert part.sum().item() == 2.0 * 768 * 8
+    small = huge_page_empty((3, 4))  # under 2 MiB: an ordinary tensor
+    assert small.shape == (3, 4) and small.dtype == torch.float32

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from tinyreason.device import huge_page_empty
 from tinyreason.lm import onednn
 
 _SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c", "gelu.c", "decode_step.c",
@@ -170,7 +171,7 @@ class Panels:
         full, rem = divmod(n, 8)
         shape = (full + (rem > 0), k, 8)
         same = reuse is not None and reuse.panels.shape == shape
-        self.panels = reuse.panels if same else torch.empty(shape, dtype=torch.float32)  # (N/8, K, 8)
+        self.panels = reuse.panels if same else huge_page_empty(shape)  # (N/8, K, 8), streamed once per token
         w = w.detach()
         if w.stride(1) != 1 and w.stride(0) != 1:
             w = w.contiguous()
