@@ -105,20 +105,21 @@ def test_linear_equals_f_linear(rows, gelu):
     torch.testing.assert_close(no_bias, x[0] @ conv_w, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("width", [8, 16])  # the C kernel's panel width: 16 where compiled for AVX-512
 @pytest.mark.parametrize("n", [16, 21])
 @pytest.mark.parametrize("layout", ["row_major", "conv1d_view"])
-def test_panels_layout_and_in_place_repacking(n, layout):
+def test_panels_layout_and_in_place_repacking(n, layout, width):
     torch.manual_seed(n)
     w = torch.randn(n, 13) if layout == "row_major" else torch.randn(13, n).t()  # (N, K) either way
-    expect = torch.zeros(-(-n // 8) * 8, 13)
+    expect = torch.zeros(-(-n // width) * width, 13)
     expect[:n] = w
-    expect = expect.view(-1, 8, 13).transpose(1, 2)  # panel p, row k, column j = W[8p + j, k], 0 past N
-    first = decode_kernel.Panels(w)
+    expect = expect.view(-1, width, 13).transpose(1, 2)  # panel p, row k, column j = W[width p + j, k], 0 past N
+    first = decode_kernel.Panels(w, width=width)
     assert torch.equal(first.panels, expect)
     first.panels.fill_(7.0)  # stale values, padding included, must all be overwritten
-    again = decode_kernel.Panels(w * 2, reuse=first)
+    again = decode_kernel.Panels(w * 2, reuse=first, width=width)
     assert again.panels.data_ptr() == first.panels.data_ptr() and torch.equal(again.panels, expect * 2)
-    other = decode_kernel.Panels(torch.randn(n + 8, 13), reuse=first)  # another shape: a new buffer
+    other = decode_kernel.Panels(torch.randn(n + width, 13), reuse=first, width=width)  # another shape: new buffer
     assert other.panels.data_ptr() != first.panels.data_ptr()
 
 
@@ -174,19 +175,14 @@ def test_step_is_used_for_fp32_at_one_thread(monkeypatch):
         assert not decode_kernel.use_step("cpu", torch.float32)
         return
     threads = torch.get_num_threads()
-    big = decode_kernel.STEP_AVX512_MAX_PARAMS + 1
     try:
         torch.set_num_threads(1)
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # the C linears are used anyway
-        assert decode_kernel.use_step("cpu", torch.float32, big)
+        assert decode_kernel.use_step("cpu", torch.float32)
         assert not decode_kernel.use_step("cpu", torch.bfloat16) and not decode_kernel.use_step("meta", torch.float32)
         torch.set_num_threads(2)  # the C kernels run on one thread; oneDNN's linears use them all
         assert not decode_kernel.use_step("cpu", torch.float32)
-        torch.set_num_threads(1)
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # oneDNN's linears won at 124M
-        assert decode_kernel.use_step("cpu", torch.float32, 10**6) and not decode_kernel.use_step("cpu", torch.float32, big)
         monkeypatch.setattr(decode_kernel, "STEP", True)  # forced (tests, benchmarks), still fp32 only
-        assert decode_kernel.use_step("cpu", torch.float32, big) and not decode_kernel.use_step("cpu", torch.bfloat16)
+        assert decode_kernel.use_step("cpu", torch.float32) and not decode_kernel.use_step("cpu", torch.bfloat16)
     finally:
         torch.set_num_threads(threads)
 

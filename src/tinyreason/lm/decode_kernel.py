@@ -70,6 +70,8 @@ def _compile():
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.decode_attention.restype = ctypes.c_int
     lib.decode_attention.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ctypes.c_float, ptr]
+    lib.decode_panel_width.restype = ctypes.c_int64
+    lib.decode_panel_width.argtypes = []
     lib.decode_linear.restype = None
     lib.decode_linear.argtypes = [ptr, i64, i64, ptr, i64, ptr, ctypes.c_int, ptr]
     lib.gelu_tanh.restype = lib.gelu_tanh_backward.restype = None
@@ -109,21 +111,16 @@ def use_sample() -> bool:
     return SAMPLE and _loaded()
 
 
-STEP_AVX512_MAX_PARAMS = 20_000_000  # see use_step
-
-
-def use_step(device: torch.device | str, dtype: torch.dtype, n_params: int = 0) -> bool:
+def use_step(device: torch.device | str, dtype: torch.dtype) -> bool:
     """True when the sampler should decode each token in one `decode_step` call (`STEP`
-    overrides): fp32 on CPU at one torch thread, the library compiled, and
-    - on AVX2 CPUs always: the sampler's linears are the C ones there anyway (`use_linear`),
-    - on AVX-512 CPUs for models up to `STEP_AVX512_MAX_PARAMS` parameters: there the step's C
-      linears replace oneDNN's, and on one Zen 4 core (with the malloc setting GRPO uses) the
-      3.2M-parameter model's rollout ran 1.00-1.11x faster, GPT-2 124M's 0.90-0.93x
-      (`benchmarks/decode_step.py`, several runs)."""
+    overrides): fp32 on CPU at one torch thread, the library compiled. Its linears are the C
+    ones: on AVX2 CPUs those are used anyway (`use_linear`); on one Zen 4 core, with 16-column
+    panels in huge pages, they ran a decode token 1.39x (small) and 1.43x (GPT-2 124M) faster than
+    oneDNN's packed GEMM, and the step's rollouts 1.20x and 1.33x faster than the per-op path on
+    oneDNN (`benchmarks/decode_step.py`)."""
     if STEP is not None:
         return STEP and dtype == torch.float32 and _loaded()
-    return (torch.device(device).type == "cpu" and dtype == torch.float32 and torch.get_num_threads() == 1
-            and (not onednn.avx512() or n_params <= STEP_AVX512_MAX_PARAMS) and _loaded())
+    return torch.device(device).type == "cpu" and dtype == torch.float32 and torch.get_num_threads() == 1 and _loaded()
 
 
 def use_gelu(x: torch.Tensor) -> bool:
@@ -159,29 +156,36 @@ def gelu_tanh_backward(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return dx
 
 
+def panel_width() -> int:
+    """Output columns per `Panels` panel: what the compiled `decode_linear.c` reads (16 where the
+    compiler targets AVX-512, else 8); 8 where the library is not available."""
+    return int(_LIB.decode_panel_width()) if _loaded() else 8
+
+
 class Panels:
-    """A linear weight packed for `decode_linear`: (ceil(N/8), K, 8) fp32 panels of 8 output
-    columns, zero-padded past N. A copy: re-pack after the weight changes; `reuse` (an older
+    """A linear weight packed for `decode_linear`: (ceil(N/W), K, W) fp32 panels of W = `panel_width()`
+    output columns, zero-padded past N. A copy: re-pack after the weight changes; `reuse` (an older
     packing of a weight of the same shape) is overwritten in place instead of allocating anew
     (GPT-2 124M's LM head: 0.77 s to pack into fresh zeroed memory through a transposed view,
     0.03 s in place with per-panel copies, on one Zen 3 core)."""
 
-    def __init__(self, w: torch.Tensor, reuse: "Panels | None" = None):
+    def __init__(self, w: torch.Tensor, reuse: "Panels | None" = None, width: int | None = None):
         n, k = w.shape  # (N, K), any strides, fp32 or bf16 (then the fp32 values of the bf16 ones)
-        full, rem = divmod(n, 8)
-        shape = (full + (rem > 0), k, 8)
+        pw = width or panel_width()
+        full, rem = divmod(n, pw)
+        shape = (full + (rem > 0), k, pw)
         same = reuse is not None and reuse.panels.shape == shape
-        self.panels = reuse.panels if same else huge_page_empty(shape)  # (N/8, K, 8), streamed once per token
+        self.panels = reuse.panels if same else huge_page_empty(shape)  # (N/W, K, W), streamed once per token
         w = w.detach()
         if w.stride(1) != 1 and w.stride(0) != 1:
             w = w.contiguous()
-        if w.stride(1) == 1:  # row-major (N, K): each panel is an (8, K) block, transposed
-            self.panels[:full].copy_(w[: full * 8].view(full, 8, k).transpose(1, 2))
-        else:  # (N, K) view of a row-major (K, N) tensor (a Conv1D weight): runs of 8 columns
-            self.panels[:full].copy_(w.t()[:, : full * 8].view(k, full, 8).transpose(0, 1))
+        if w.stride(1) == 1:  # row-major (N, K): each panel is a (W, K) block, transposed
+            self.panels[:full].copy_(w[: full * pw].view(full, pw, k).transpose(1, 2))
+        else:  # (N, K) view of a row-major (K, N) tensor (a Conv1D weight): runs of W columns
+            self.panels[:full].copy_(w.t()[:, : full * pw].view(k, full, pw).transpose(0, 1))
         if rem:
             self.panels[full].zero_()
-            self.panels[full, :, :rem].copy_(w[full * 8:].t())
+            self.panels[full, :, :rem].copy_(w[full * pw:].t())
         self.out_features, self.in_features = n, k
 
 

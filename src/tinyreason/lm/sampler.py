@@ -14,7 +14,7 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
   on CPUs without AVX-512 at one torch thread on a C function instead (`decode_kernel.use_linear`);
   in fp32 at one thread each decode token runs through the whole network in one C call on those
-  linears (`decode_kernel.Step`, `use_step`: on AVX2 CPUs, and on AVX-512 ones for small models);
+  linears, on every CPU (`decode_kernel.Step`, `use_step`);
   the plain-case draw (no top-k/top-p) is one C call on every CPU (`decode_kernel.sample_rows`),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
@@ -184,7 +184,7 @@ class _GPT2:
         Writers that skip version counters (torch's fused AdamW) must bump them
         (`torch.autograd.graph.increment_version`, as `tinyreason.lm.optim.adamw` does)."""
         device = model.transformer.wte.weight.device
-        step = decode_kernel.use_step(device, dtype, sum(p.numel() for p in model.parameters()))
+        step = decode_kernel.use_step(device, dtype)
         c_linear = step or decode_kernel.use_linear(device)
         key = (dtype, rows, (c_linear, step), tuple((p.data_ptr(), p._version) for p in model.parameters()))
         cached = _CASTS.get(model)
