@@ -66,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not decode_kernel.use_linear("cpu"):
-        print("note: the sampler would not pick the C linears here (several threads, AVX-512, or no compiler)")
+        print("note: the sampler would not pick the C linears here (several threads or no compiler)")
     if not decode_kernel.available():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU capability "

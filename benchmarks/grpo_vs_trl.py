@@ -18,10 +18,12 @@ Each side runs in its own fresh process, in turn per round. `chess grpo` sets
 page faults per step); TRL runs twice: as a TRL script runs (`trl`, glibc defaults) and with the
 same setting (`trl-malloc`, what a TRL user gets by preloading jemalloc or tcmalloc), so the
 ratio against TRL as shipped and the one with equal allocators come from the same run.
+`--recompute` adds a side `ours-recompute`: ours with `keep_rollout_activations=false` (the
+update recomputes the forward over the completions instead of taking the rollout's outputs).
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
 
     .venv/bin/python benchmarks/grpo_vs_trl.py [--models small,124m] [--dtypes float32] [--threads 1] [--rounds 3]
-        [--trl-sides trl,trl-malloc]
+        [--trl-sides trl,trl-malloc] [--recompute]
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def run_ours(model_dir, data, args, run_dir, dtype: str) -> list[float]:
             f"sampling.max_new_tokens={args.new_tokens}", "sampling.stop_strings=[]", f"beta={args.beta}",
             f"loss_type={args.loss_type}", "mask_truncated_completions=false", f"max_steps={args.steps}",
             "eval_every=0", "save_every=0", "log_samples_every=0", f"run_dir={run_dir}", "device=cpu", "lr=1e-6",
-            f"dtype={dtype}", "num_iterations=1"]
+            f"dtype={dtype}", "num_iterations=1", f"keep_rollout_activations={str(args.side == 'ours').lower()}"]
     grpo_train.main(argv)
     recs = [r for r in read_metrics(run_dir) if "time_step" in r]
     return [r["time_step"] for r in recs[1:]], [r["completion_len_mean"] for r in recs[1:]]
@@ -173,7 +175,7 @@ def side_main(args) -> dict:
         from tinyreason.device import keep_freed_memory
 
         keep_freed_memory()  # what `chess grpo` sets for itself on CPU
-    if args.side == "ours":
+    if args.side in ("ours", "ours-recompute"):
         times, lengths = run_ours(args.model_dir, args.data, args, args.out, args.dtypes)
         return {"times": times, "lengths": lengths}
     from tinyreason.chess.data import load_samples
@@ -213,7 +215,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--loss-type", default="dapo", choices=["grpo", "dr_grpo", "dapo"])
-    ap.add_argument("--side", choices=["ours", "trl", "trl-malloc"], help=argparse.SUPPRESS)  # child process
+    ap.add_argument("--recompute", action="store_true",
+                    help="also time ours with keep_rollout_activations=false (side ours-recompute)")
+    ap.add_argument("--side", choices=["ours", "ours-recompute", "trl", "trl-malloc"], help=argparse.SUPPRESS)  # child
     ap.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -240,7 +244,8 @@ def main() -> None:
                                          "steps": args.steps or (4 if name == "small" else 3)})
         model_dir = make_model(name, lines, tmp / name)
         for dtype in args.dtypes.split(","):
-            all_times: dict[str, list[float]] = {side: [] for side in ["ours", *trl_sides]}
+            mine = ["ours", "ours-recompute"] if args.recompute else ["ours"]
+            all_times: dict[str, list[float]] = {side: [] for side in [*mine, *trl_sides]}
             for r in range(args.rounds):  # sides in turn per round: drifts of the host's speed hit all of them
                 res = {side: spawn(side, model_dir, data, tmp / f"{side}_{name}_{dtype}_{r}", dtype, run_args)
                        for side in all_times}
@@ -250,6 +255,10 @@ def main() -> None:
                 print(f"{name:>5} {dtype:>8} ({run_args.prompts} prompts x G={args.group}, {run_args.steps - 1} timed "
                       f"steps, completions {statistics.mean(res['ours']['lengths']):.1f} tok): ours {o:.2f} s/step "
                       f"[{fmt(res['ours']['times'])}]", flush=True)
+                if args.recompute:
+                    t = statistics.mean(res["ours-recompute"]["times"])
+                    print(f"      ours-recompute: {t:.2f} s/step [{fmt(res['ours-recompute']['times'])}], "
+                          f"keeping the rollout's activations {t / o:4.2f}x", flush=True)
                 for side in trl_sides:
                     t = statistics.mean(res[side]["times"])
                     diff, l_trl, l_ours = res[side]["loss_check"]

@@ -4,7 +4,7 @@ oneDNN's linears."""
 import pytest
 import torch
 
-from tinyreason.lm import decode_kernel, shared_prefix
+from tinyreason.lm import decode_kernel, onednn, shared_prefix
 from tinyreason.lm.model import random_model, train_char_tokenizer
 from tinyreason.lm.sampler import _CASTS, sample, stop_token_ids
 from tinyreason.lm.shared_prefix import SharedPrefix
@@ -139,7 +139,6 @@ def test_linear_is_used_only_where_measured_faster(monkeypatch):
         return
     threads = torch.get_num_threads()
     try:
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
         torch.set_num_threads(1)
         assert decode_kernel.use_linear("cpu") and not decode_kernel.use_linear("meta")
         torch.set_num_threads(2)  # oneDNN's threads catch up
@@ -148,7 +147,12 @@ def test_linear_is_used_only_where_measured_faster(monkeypatch):
         assert decode_kernel.use_linear("cpu")
         monkeypatch.setattr(decode_kernel, "LINEAR", None)
         torch.set_num_threads(1)
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # oneDNN matched there
+        assert decode_kernel.use_linear("cpu")
+        monkeypatch.setattr(onednn, "emulate_bf16", lambda: False)  # oneDNN's bf16 GEMM reads half the bytes
+        assert not decode_kernel.use_linear("cpu", torch.bfloat16)
+        monkeypatch.setattr(onednn, "emulate_bf16", lambda: True)  # bf16 as fp32 GEMMs: the C ones
+        assert decode_kernel.use_linear("cpu", torch.bfloat16)
+        monkeypatch.setattr(decode_kernel, "LINEAR", False)
         assert not decode_kernel.use_linear("cpu")
     finally:
         torch.set_num_threads(threads)

@@ -21,13 +21,15 @@ def _batch(b=3, g=2, p=7, t=5):
     prompt_mask[2, :1] = 0
     completion_ids = torch.randint(0, 23, (b * g, t), generator=gen)
     completion_mask = torch.ones(b * g, t, dtype=torch.long)
-    completion_mask[0, 3:] = 0  # a completion that stopped early
+    completion_mask[0, min(3, t - 1):] = 0  # a completion that stopped early
+    completion_mask[0, 0] = 1
     return prompt_ids, prompt_mask, completion_ids, completion_mask
 
 
-def test_grouped_equals_plain_forward_values_and_gradients(model):
-    pid, pm, cid, cm = _batch()
-    g, t = 2, cid.shape[1]
+@pytest.mark.parametrize("t", [5, 1])  # T = 1: no completion position is fed, only the prompts
+def test_grouped_equals_plain_forward_values_and_gradients(model, t):
+    pid, pm, cid, cm = _batch(t=t)
+    g = 2
     ids = torch.cat([pid.repeat_interleave(g, 0), cid], 1)
     attn = torch.cat([pm.repeat_interleave(g, 0), cm], 1)
     m = cm.bool()

@@ -83,6 +83,38 @@ def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, 
     assert any(not torch.equal(a[k], _weights(tiny_model_dir)[k]) for k in a)  # it did train
 
 
+def test_rollout_activations_stand_in_for_the_first_update_forward(tiny_model_dir, rook_data, tmp_path, monkeypatch):
+    from tinyreason.lm import decode_kernel
+
+    if not decode_kernel.available():
+        pytest.skip("no C compiler: the one-call decode step is not built here")
+    used = []
+
+    def spy(*a, kept=None, **k):
+        used.append(kept is not None)
+        return grpo_train_grouped(*a, kept=kept, **k)
+
+    grpo_train_grouped = grpo_train.grouped_logprobs
+    monkeypatch.setattr(grpo_train, "grouped_logprobs", spy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # where the sampler decodes in one C call per token
+    try:
+        runs = {}
+        for keep in (True, False):
+            run = tmp_path / f"keep_{keep}"
+            over = dict(max_steps=1, eval_every=0, save_every=0, keep_rollout_activations=str(keep).lower())
+            used.clear()
+            assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, **over)) == 0
+            runs[keep] = ([r for r in read_metrics(run) if "loss" in r][0], list(used))
+    finally:
+        torch.set_num_threads(threads)
+    (kept_rec, kept_used), (plain_rec, plain_used) = runs[True], runs[False]
+    # reference pass (2 micro-batches) never kept; the update's first iteration kept, its second recomputed
+    assert kept_used == [False, False, True, True, False, False] and not any(plain_used)
+    for key in ("loss", "kl", "grad_norm", "entropy", "reward_mean"):
+        assert kept_rec[key] == pytest.approx(plain_rec[key], rel=1e-4, abs=1e-6), key
+
+
 def test_kl_safety_stop_keeps_last_good_checkpoint(tiny_model_dir, rook_data, tmp_path):
     run = tmp_path / "kl"
     rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, num_iterations=1, **{

@@ -12,11 +12,11 @@ that another CPU could load. Without a compiler, or where compiling fails, `avai
 False and the sampler keeps its PyTorch ops (same results up to float rounding).
 
 Decode linears (8-16 rows) stream every weight once per token. On an AVX2-only core (Zen 3)
-oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` at 4.0-8.4 GB/s:
-1.5-1.8x per token at one thread (`benchmarks/decode_linear.py`). With two threads oneDNN
-caught up (0.8-1.3x), and on AVX-512 CPUs a hand-written kernel only matched oneDNN (see
-docs/lm.md), so `use_linear` picks it for one torch thread on CPUs without AVX-512 only
-(measured on Zen 3; Zen 1 and Intel AVX2 CPUs not measured).
+oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` (8-column
+panels) at 4.0-8.4 GB/s: 1.5-1.8x per token at one thread; on a Zen 4 core with 16-column
+panels (where compiled for AVX-512) 1.39x (small) and 1.43x (GPT-2 124M) per token
+(`benchmarks/decode_linear.py`). With two threads oneDNN caught up (0.8-1.3x on Zen 3), so
+`use_linear` picks the C linears for one torch thread (Zen 1 and Intel CPUs not measured).
 
 With the C linears and attention in place, what was left of a small model's fp32 decode step
 was the ~80 PyTorch calls per token around them (layer norms, residual adds, views, casts):
@@ -80,7 +80,7 @@ def _compile():
     lib.sample_rows.argtypes = [ptr, i64, i64, ctypes.c_float, ptr, ptr, ptr]
     lib.decode_step.restype = ctypes.c_int
     lib.decode_step.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_float, ctypes.c_int,
-                                ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr]
+                                ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64]
     lib.gelu_tanh_backward.argtypes = [ptr, ptr, i64, ptr]
     return lib
 
@@ -97,13 +97,15 @@ def available() -> bool:
     return ENABLED and _loaded()
 
 
-def use_linear(device: torch.device | str) -> bool:
+def use_linear(device: torch.device | str, dtype: torch.dtype = torch.float32) -> bool:
     """True when the sampler should run its linears on `decode_linear` (`LINEAR` overrides):
-    CPU, one torch thread, no AVX-512, the library compiled."""
+    CPU, one torch thread, the library compiled, fp32 weights or bf16 ones emulated in fp32
+    (`onednn.emulate_bf16`; where oneDNN has a bf16 GEMM it reads half the bytes: a small
+    model's bf16 rollout took 0.17 s on it, 0.25 s on the C linears, on a Zen 4 core)."""
     if LINEAR is not None:
         return LINEAR and _loaded()
-    return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
-            and not onednn.avx512() and _loaded())
+    return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1 and _loaded()
+            and (dtype == torch.float32 or onednn.emulate_bf16()))
 
 
 def use_sample() -> bool:
@@ -114,7 +116,7 @@ def use_sample() -> bool:
 def use_step(device: torch.device | str, dtype: torch.dtype) -> bool:
     """True when the sampler should decode each token in one `decode_step` call (`STEP`
     overrides): fp32 on CPU at one torch thread, the library compiled. Its linears are the C
-    ones: on AVX2 CPUs those are used anyway (`use_linear`); on one Zen 4 core, with 16-column
+    ones (`use_linear`); on one Zen 4 core, with 16-column
     panels in huge pages, they ran a decode token 1.39x (small) and 1.43x (GPT-2 124M) faster than
     oneDNN's packed GEMM, and the step's rollouts 1.20x and 1.33x faster than the per-op path on
     oneDNN (`benchmarks/decode_step.py`)."""
@@ -247,10 +249,12 @@ class Step:
         self.n_layer, self.n_head, self.eps, self.gelu = len(layers), n_head, eps, _GELU[gelu]
         self.d_model, self.d_inner = wte.shape[1], layers[0][8].out_features
 
-    def __call__(self, ids, pos, cache, t: int, kp, grp, pstart) -> torch.Tensor:
+    def __call__(self, ids, pos, cache, t: int, kp, grp, pstart, keep=None, rows=None) -> torch.Tensor:
         """Logits (A, V) fp32 of one decode step: ids, pos (A,) int64 the tokens and their position
         ids; cache per layer (K, V) each (A, H, Tcap, D), this step's K/V written at slot t; kp per
-        layer the prompt (K, V) each (B, H, P, D); grp (A,), pstart (B,) as in `decode_attention`."""
+        layer the prompt (K, V) each (B, H, P, D); grp (A,), pstart (B,) as in `decode_attention`.
+        keep: a `replay.Activations` whose stores get this token's linear outputs, row a at
+        [rows[a], t] (rows (A,) int64: each active row's batch row)."""
         ids, pos = ids.contiguous().to(torch.int64), pos.contiguous().to(torch.int64)
         a, n = ids.shape[0], self.n_layer
         tcap, p = cache[0][0].shape[2], kp[0][0].shape[2]
@@ -262,11 +266,18 @@ class Step:
         kpp, vpp = arr(*[k.data_ptr() for k, _ in kp]), arr(*[v.data_ptr() for _, v in kp])
         grp, pstart = grp.contiguous().to(torch.int64), pstart.contiguous().to(torch.int64)
         logits = torch.empty(a, self.head.out_features, dtype=torch.float32)  # (A, V)
+        keep_ptrs, tkeep = None, 0
+        if keep is not None:
+            rows = rows.contiguous().to(torch.int64)
+            stores = keep.stores()
+            if len(stores) != 4 * n + 1 or rows.shape != (a,) or t >= keep.capacity:
+                raise ValueError("decode_kernel.Step: activation stores do not fit this model or step")
+            keep_ptrs, tkeep = (ctypes.c_void_p * len(stores))(*[z.data_ptr() for z in stores]), keep.capacity
         rc = _LIB.decode_step(ids.data_ptr(), pos.data_ptr(), a, self.d_model, self.n_head, n, self.d_inner,
                               self.head.out_features, self.wte.data_ptr(), self.wpe.data_ptr(), self.ptrs, self.scales,
                               self.eps, self.gelu, kc, vc, tcap, t, kpp, vpp, p, grp.data_ptr(), pstart.data_ptr(),
                               self.lnf[0].data_ptr(), self.lnf[1].data_ptr(), self.head.panels.data_ptr(),
-                              logits.data_ptr())
+                              logits.data_ptr(), keep_ptrs, None if keep is None else rows.data_ptr(), tkeep)
         if rc:
             raise MemoryError("decode_step: out of memory")
         return logits

@@ -72,3 +72,8 @@ void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, in
         }
     }
 }
+
+/* x (n,) = act(x) in place: the activation decode_linear fuses, for callers that keep the pre-activation */
+void decode_act(float *x, int64_t n, int gelu) {
+    for (int64_t i = 0; i < n; i++) x[i] = act(x[i], gelu);
+}

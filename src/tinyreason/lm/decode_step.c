@@ -8,14 +8,23 @@
  * w holds 12 pointers per layer: ln_1 weight, bias; c_attn panels, bias; attn c_proj panels,
  * bias; ln_2 weight, bias; c_fc panels, bias; mlp c_proj panels, bias. kc, vc, kp, vp: one
  * pointer per layer (see decode_attention). gelu: decode_linear's code for the MLP activation.
+ * keep (or NULL): 4 pointers per layer, then 1, to (N, tkeep, width) stores of the token's linear
+ * outputs - c_attn (3C), attn c_proj (C), c_fc before its activation (F), mlp c_proj (C), then the
+ * LM head's logits (V) - row a written at [rows[a], t]: the trainer's forward over the same tokens
+ * takes them instead of recomputing them (tinyreason/lm/grouped.py).
  * Returns 1 when scratch memory cannot be had, else 0.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, int64_t N,
                    const float *bias, int gelu, float *y);
+void decode_act(float *x, int64_t n, int gelu);
 int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D, float *kc, float *vc, int64_t tcap,
                      int64_t t, const float *kp, const float *vp, int64_t P, const int64_t *grp,
                      const int64_t *pstart, float scale, float *out);
@@ -34,12 +43,35 @@ static void layer_norm(const float *x, int64_t A, int64_t C, const float *w, con
     }
 }
 
+/* dst[0:n] = src[0:n] with non-temporal stores where the CPU has them: the kept outputs are read
+ * only by the update, after the rollout, and written through the cache they would evict the
+ * weights the next tokens read (a small model's 13 MB live in L3) */
+static void stream_copy(float *dst, const float *src, int64_t n) {
+#if defined(__SSE2__)
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 15); i++) dst[i] = src[i];
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+#else
+    memcpy(dst, src, sizeof(float) * (size_t)n);
+#endif
+}
+
+/* rows of y (A, w) into store (N, tkeep, w) at [rows[a], t]; nothing when store is NULL */
+static void keep_rows(const float *y, int64_t A, int64_t w, float *store, const int64_t *rows, int64_t tkeep,
+                      int64_t t) {
+    if (!store) return;
+    for (int64_t a = 0; a < A; a++) stream_copy(store + (rows[a] * tkeep + t) * w, y + a * w, w);
+}
+
 int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, int64_t H, int64_t L, int64_t F,
                 int64_t V, const float *wte, const float *wpe, const float *const *w, const float *scales,
                 float eps, int gelu, float *const *kc, float *const *vc, int64_t tcap, int64_t t,
                 const float *const *kp, const float *const *vp, int64_t P, const int64_t *grp,
-                const int64_t *pstart, const float *lnf_w, const float *lnf_b, const float *head, float *logits) {
+                const int64_t *pstart, const float *lnf_w, const float *lnf_b, const float *head, float *logits,
+                float *const *keep, const int64_t *rows, int64_t tkeep) {
     const int64_t D = C / H;
+    float *const none[5] = {0, 0, 0, 0, 0};
     /* scratch: residual stream x, normed / projected h, attention output, q|k|v, MLP hidden */
     float *x = (float *)malloc(sizeof(float) * (size_t)(A * (3 * C + 3 * C + F)));
     if (!x) return 1;
@@ -48,21 +80,37 @@ int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, in
         for (int64_t i = 0; i < C; i++) x[a * C + i] = wte[ids[a] * C + i] + wpe[pos[a] * C + i];
     for (int64_t l = 0; l < L; l++) {
         const float *const *p = w + 12 * l;
+        float *const *k = keep ? keep + 4 * l : none;
         layer_norm(x, A, C, p[0], p[1], eps, h);
         decode_linear(h, A, C, p[2], 3 * C, p[3], 0, qkv);  /* (A, 3C) */
+        keep_rows(qkv, A, 3 * C, k[0], rows, tkeep, t);
         if (decode_attention(qkv, A, H, D, kc[l], vc[l], tcap, t, kp[l], vp[l], P, grp, pstart, scales[l], att)) {
             free(x);
             return 1;
         }
         decode_linear(att, A, C, p[4], C, p[5], 0, h);
+        keep_rows(h, A, C, k[1], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
         layer_norm(x, A, C, p[6], p[7], eps, h);
-        decode_linear(h, A, C, p[8], F, p[9], gelu, f);  /* (A, F), activation fused */
+        if (k[2]) {  /* the pre-activation is kept: activation as a second pass */
+            decode_linear(h, A, C, p[8], F, p[9], 0, f);
+            keep_rows(f, A, F, k[2], rows, tkeep, t);
+            decode_act(f, A * F, gelu);
+        } else {
+            decode_linear(h, A, C, p[8], F, p[9], gelu, f);  /* (A, F), activation fused */
+        }
         decode_linear(f, A, F, p[10], C, p[11], 0, h);
+        keep_rows(h, A, C, k[3], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
     }
     layer_norm(x, A, C, lnf_w, lnf_b, eps, h);
     decode_linear(h, A, C, head, V, 0, 0, logits);  /* (A, V) */
+    if (keep) {
+        keep_rows(logits, A, V, keep[4 * L], rows, tkeep, t);
+#if defined(__SSE2__)
+        _mm_sfence();  /* the streamed stores are ordered before what follows */
+#endif
+    }
     free(x);
     return 0;
 }

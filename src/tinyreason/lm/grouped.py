@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.lm import onednn
-from tinyreason.lm.gpt2_ops import attention, attn_scale, conv_linear, heads, mlp_act
+from tinyreason.lm.gpt2_ops import attention, attn_scale, heads, mlp_act
 from tinyreason.lm.grpo import logprobs_from_logits
+from tinyreason.lm.replay import Activations, kept_linear
 
 def grouped_logprobs(
     model,
@@ -38,6 +39,7 @@ def grouped_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     entropy_grad: bool = False,
+    kept: Activations | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs (N, T) of `completion_ids` (N, T) after their prompts, and entropies (N, T)
     when asked (differentiable only with `entropy_grad`).
@@ -45,7 +47,11 @@ def grouped_logprobs(
     prompt_ids/prompt_mask: (B, P) left-padded, one row per group; row r of the
     completions answers prompt r // group_size. Padding after a completion's end is fed
     as tokens (it only follows real tokens, so causality keeps it out of their results).
-    Logits are divided by `temperature` as in TRL. Position ids count real tokens.
+    The last completion token is not fed at all: its hidden state predicts nothing (a plain
+    forward, TRL's, computes it and drops its logits), so every pass is T - 1 completion
+    positions long. Logits are divided by `temperature` as in TRL. Position ids count real tokens.
+    kept: the rollout's own linear outputs for these completion rows (`replay.Activations`,
+    fp32 without autocast): the completion rows' forward GEMMs are taken from it, not run.
     """
     cfg = model.config
     if model.training and max(cfg.attn_pdrop, cfg.resid_pdrop, cfg.embd_pdrop) > 0:
@@ -56,17 +62,22 @@ def grouped_logprobs(
     g, c, nh = group_size, cfg.n_embd, cfg.n_head
     if n != b * g:
         raise ValueError(f"{n} completion rows for {b} prompts x group size {g}")
+    if kept is not None and (torch.is_autocast_enabled(prompt_ids.device.type) or kept.logits.shape[0] != n
+                             or kept.capacity < t - 1 or len(kept.layers) != len(model.transformer.h)):
+        raise ValueError("kept activations do not fit this batch (or autocast is on)")
     dev = prompt_ids.device
+    targets, t = completion_ids, t - 1  # t = T' = T - 1 completion positions fed
+    completion_ids = completion_ids[:, :t]  # (N, T')
     n_real = prompt_mask.sum(-1)  # (B,)
     p_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P)
-    c_pos = n_real.repeat_interleave(g)[:, None] + torch.arange(t, device=dev)[None, :]  # (N, T)
-    ids = torch.cat([prompt_ids.reshape(-1), completion_ids.reshape(-1)])  # (B*P + N*T,)
-    pos = torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)])  # (B*P + N*T,)
+    c_pos = n_real.repeat_interleave(g)[:, None] + torch.arange(t, device=dev)[None, :]  # (N, T')
+    ids = torch.cat([prompt_ids.reshape(-1), completion_ids.reshape(-1)])  # (B*P + N*T',)
+    pos = torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)])  # (B*P + N*T',)
     # tied LM head (GPT-2): the embedding's gradient is sparse, so no second zero-filled (V, C)
     # tensor is made for it; autograd sums it with the head's dense gradient (one (V, C) add, not in
     # place: 0.1-0.15 s of a 124M update on one Zen 3 core)
     tied = model.lm_head.weight is tr.wte.weight
-    x = F.embedding(ids, tr.wte.weight, sparse=tied) + tr.wpe(pos)  # (B*P + N*T, C)
+    x = F.embedding(ids, tr.wte.weight, sparse=tied) + tr.wpe(pos)  # (B*P + N*T', C)
 
     # prompt rows: causal over real prompt tokens (a query always sees itself: no empty softmax on padding)
     ar_p, ar_t = torch.arange(p, device=dev), torch.arange(t, device=dev)
@@ -74,25 +85,39 @@ def grouped_logprobs(
     mask_p = (pm[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | (ar_p[None, :] == ar_p[:, None])  # (B, 1, P, P)
     # completion rows: their prompt's real tokens, then causal over the completion
     mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
-                        (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T, P+T)
+                        (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
+    bp = b * p  # prompt rows first: computed; the completion rows' outputs may be kept ones
+
+    def lin(conv, x, i: int, j: int):  # linear j of block i
+        return kept_linear(x, conv.weight.t(), conv.bias, None if kept is None else kept.layers[i][j], bp)
+
     for i, blk in enumerate(tr.h):
         scale = attn_scale(cfg, i)
-        qkv = conv_linear(blk.attn.c_attn, blk.ln_1(x))  # (B*P + N*T, 3C)
+        qkv = lin(blk.attn.c_attn, blk.ln_1(x), i, 0)  # (B*P + N*T', 3C)
         q, k, v = qkv.split(c, dim=-1)
         qp, kp, vp = (heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
-        qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T, D)
+        qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
         ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
-        k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T, D)
-        v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T, D)
-        ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T, D)
-        a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T, C)
-        x = x + conv_linear(blk.attn.c_proj, a)
-        h = conv_linear(blk.mlp.c_fc, blk.ln_2(x))
-        x = x + conv_linear(blk.mlp.c_proj, mlp_act(cfg, blk)(h))
+        k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
+        v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T', D)
+        ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
+        a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T', C)
+        x = x + lin(blk.attn.c_proj, a, i, 1)
+        h = lin(blk.mlp.c_fc, blk.ln_2(x), i, 2)
+        x = x + lin(blk.mlp.c_proj, mlp_act(cfg, blk)(h), i, 3)
 
-    # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1
-    last_p = x[: b * p].view(b, p, c)[:, -1].repeat_interleave(g, 0)[:, None]  # (N, 1, C)
-    h = torch.cat([last_p, x[b * p:].view(n, t, c)[:, :-1]], dim=1)  # (N, T, C)
-    logits = onednn.linear_grad(tr.ln_f(h).reshape(n * t, c), model.lm_head.weight, model.lm_head.bias, head=True)
-    logits = logits.view(n, t, -1)  # (N, T, V)
-    return logprobs_from_logits(logits, completion_ids, temperature, with_entropy, entropy_grad)
+    # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1.
+    # Rows: the N prompt ends first, then the N*T' completion positions (the layout of kept logits)
+    last_p = x[:bp].view(b, p, c)[:, -1].repeat_interleave(g, 0)  # (N, C)
+    h = tr.ln_f(torch.cat([last_p, x[bp:]]))  # (N + N*T', C)
+    if kept is None:
+        logits = onednn.linear_grad(h, model.lm_head.weight, model.lm_head.bias, head=True)  # (N + N*T', V)
+    else:
+        logits = kept_linear(h, model.lm_head.weight, model.lm_head.bias, kept.logits, n)
+    order = torch.cat([targets[:, 0], targets[:, 1:].reshape(-1)])  # (N + N*T',) targets in that row order
+    lp, ent = logprobs_from_logits(logits, order, temperature, with_entropy, entropy_grad)  # (N + N*T',) each
+
+    def back(z):  # (N + N*T',) -> (N, T)
+        return torch.cat([z[:n, None], z[n:].view(n, t)], dim=1)
+
+    return back(lp), back(ent) if with_entropy else None

@@ -10,7 +10,10 @@ Departures from TRL's GRPOTrainer, none of which changes the loss: dropout is al
 left-padded prompts are exact; each prompt runs through the network once per group in
 the update and the reference pass (`grouped.grouped_logprobs`), not once per completion;
 with num_iterations > 1 the old log-probs are the first iteration's own (detached)
-log-probs rather than a separate forward pass (same weights, same numbers); gradients are
+log-probs rather than a separate forward pass (same weights, same numbers); where the sampler
+decodes in one C call per token (fp32 CPU, one thread) the first update takes the completion
+tokens' linear outputs from the rollout instead of recomputing them (`tinyreason.lm.replay`:
+same numbers up to float rounding; `keep_rollout_activations`); gradients are
 all-reduced by hand (one flat bucket) instead of a DDP wrapper; each rank samples its own
 groups and computes their advantages ("batch" scaling uses the std over all ranks).
 """
@@ -83,6 +86,9 @@ class GRPOTrainConfig(StrictModel):
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 1.0
     num_iterations: int = Field(1, ge=1, description="updates per batch of rollouts (mu)")
+    keep_rollout_activations: bool = Field(
+        True, description="the first update takes the completion tokens' linear outputs from the rollout instead of "
+                          "recomputing them (where the sampler decodes in one C call per token: fp32 CPU, one thread)")
     beta: float = Field(0.04, ge=0.0, description="KL coefficient; 0 loads no reference model")
     epsilon: float = 0.2
     epsilon_high: float | None = Field(None, description="upper clip (clip-higher); default epsilon")
@@ -174,7 +180,7 @@ def main(argv: list[str]) -> int:
         batch = mixer.batch(step, n_prompts, info.rank, info.world_size)
         roll = sample(model, [tok(s.prompt).input_ids for s in batch], g, cfg.sampling.max_new_tokens,
                       cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p, stop_ids=stops,
-                      pad_id=tok.pad_token_id, dtype=amp)
+                      pad_id=tok.pad_token_id, dtype=amp, keep_activations=cfg.keep_rollout_activations)
         t1 = time.perf_counter()
         # 2. rewards
         completions = decode_completions(tok, roll, cfg.sampling.stop_strings)
@@ -250,14 +256,17 @@ def group_slices(cfg: GRPOTrainConfig, n_groups: int) -> list[slice]:
     return [slice(s, min(s + per, n_groups)) for s in range(0, n_groups, per)]
 
 
-def logprobs(model, roll: Rollout, groups: slice, cfg: GRPOTrainConfig, device, amp, with_entropy: bool = False):
-    """Completion log-probs (and entropies) (n, T) of the rows of `groups`, each prompt run once."""
+def logprobs(model, roll: Rollout, groups: slice, cfg: GRPOTrainConfig, device, amp, with_entropy: bool = False,
+             kept: bool = False):
+    """Completion log-probs (and entropies) (n, T) of the rows of `groups`, each prompt run once;
+    `kept`: with the rollout's linear outputs where it has them (the policy, before any update)."""
     g = roll.group_size
     rows = slice(groups.start * g, groups.stop * g)
+    acts = roll.activations.rows(rows) if kept and roll.activations is not None else None
     with autocast(device, amp):
         return grouped_logprobs(model, roll.prompt_ids[rows][::g], roll.prompt_mask[rows][::g],
                                 roll.completion_ids[rows], g, cfg.sampling.temperature, with_entropy,
-                                entropy_grad=cfg.entropy_coef != 0.0)
+                                entropy_grad=cfg.entropy_coef != 0.0, kept=acts)
 
 
 def update(model, optimizer, params, roll: Rollout, adv, w, ref_lp, cfg: GRPOTrainConfig, device, amp):
@@ -277,7 +286,7 @@ def update(model, optimizer, params, roll: Rollout, adv, w, ref_lp, cfg: GRPOTra
         optimizer.zero_grad(set_to_none=True)
         for groups in group_slices(cfg, n_rows // roll.group_size):
             rows = slice(groups.start * roll.group_size, groups.stop * roll.group_size)
-            lp, ent = logprobs(model, roll, groups, cfg, device, amp, with_entropy=True)  # (n, T) each
+            lp, ent = logprobs(model, roll, groups, cfg, device, amp, with_entropy=True, kept=it == 0)  # (n, T) each
             if old_lp is not None and it == 0:
                 old_lp[rows] = lp.detach()
             loss, st = grpo.grpo_loss(

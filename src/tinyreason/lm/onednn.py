@@ -45,8 +45,7 @@ _BF16: bool | None = None  # whether oneDNN packs bf16 weights on this CPU; prob
 
 def avx512() -> bool:
     """True when PyTorch's CPU kernels run AVX-512 here (its own capability, which follows
-    ATEN_CPU_CAPABILITY caps): the CPUs where oneDNN's fp32 GEMM was measured faster than MKL,
-    and where a hand-written decode GEMM only matched oneDNN (`decode_kernel.use_linear`)."""
+    ATEN_CPU_CAPABILITY caps): the CPUs where oneDNN's fp32 GEMM was measured faster than MKL."""
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
@@ -122,11 +121,17 @@ class Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):  # gy (M, out)
         x, w = ctx.saved_tensors
-        gy = gy.contiguous()
-        gx = _gemm(gy, w.t(), None) if ctx.needs_input_grad[0] else None  # (M, in)
-        gw = _weight_grad(gy, x, w) if ctx.needs_input_grad[1] else None  # (out, in), w's strides
-        gb = gy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (out,)
-        return gx, gw, gb
+        return linear_backward(gy, x, w, ctx.needs_input_grad, ctx.has_bias)
+
+
+def linear_backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, needs: tuple, has_bias: bool):
+    """Gradients (x, w, b) of y = x @ w.T + b for gy (M, out), x (M, in) contiguous, w (out, in):
+    `_gemm`'s route; None where `needs` (x, w, b) says so or there is no bias."""
+    gy = gy.contiguous()
+    gx = _gemm(gy, w.t(), None) if needs[0] else None  # (M, in)
+    gw = _weight_grad(gy, x, w) if needs[1] else None  # (out, in), w's strides
+    gb = gy.sum(0) if has_bias and needs[2] else None  # (out,)
+    return gx, gw, gb
 
 
 def _weight_grad(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -175,6 +180,11 @@ class Bf16Linear(torch.autograd.Function):
             if ctx.has_bias and ctx.needs_input_grad[2]:  # (out,)
                 gb = gyf.sum(0).to(torch.bfloat16).float()
         return gx, gw, gb, None
+
+
+def gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """fp32 x (M, in) contiguous @ w.T + b, no autograd, on the route `Linear`'s GEMMs take."""
+    return _gemm(x, w, b)
 
 
 def _gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dnn: bool = False) -> torch.Tensor:

@@ -12,7 +12,8 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
 - on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
   blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
   GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
-  on CPUs without AVX-512 at one torch thread on a C function instead (`decode_kernel.use_linear`);
+  at one torch thread on a C function instead (`decode_kernel.use_linear`; bf16 there only where
+  it is emulated in fp32);
   in fp32 at one thread each decode token runs through the whole network in one C call on those
   linears, on every CPU (`decode_kernel.Step`, `use_step`);
   the plain-case draw (no top-k/top-p) is one C call on every CPU (`decode_kernel.sample_rows`),
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 
 from tinyreason.errors import UserError
 from tinyreason.lm import decode_kernel, onednn
+from tinyreason.lm.replay import Activations
 from tinyreason.lm.shared_prefix import SharedPrefix
 
 
@@ -53,6 +55,7 @@ class Rollout:
     logprobs: torch.Tensor  # (N, T) float32 sampling log-probs, 0 on padding
     truncated: torch.Tensor  # (N,) bool: reached max_new_tokens without a stop token
     group_size: int
+    activations: Activations | None = None  # the decode steps' linear outputs (`keep_activations`)
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -185,7 +188,7 @@ class _GPT2:
         (`torch.autograd.graph.increment_version`, as `tinyreason.lm.optim.adamw` does)."""
         device = model.transformer.wte.weight.device
         step = decode_kernel.use_step(device, dtype)
-        c_linear = step or decode_kernel.use_linear(device)
+        c_linear = step or decode_kernel.use_linear(device, dtype)
         key = (dtype, rows, (c_linear, step), tuple((p.data_ptr(), p._version) for p in model.parameters()))
         cached = _CASTS.get(model)
         if cached is None or cached[0] != key:
@@ -202,8 +205,10 @@ class _GPT2:
         return [(torch.zeros(shape, dtype=kv_dtype, device=device), torch.zeros(shape, dtype=kv_dtype, device=device))
                 for _ in self.layers]
 
-    def forward(self, ids, pos, cache, start: int, key_ok, prefix: SharedPrefix | None = None) -> torch.Tensor:
+    def forward(self, ids, pos, cache, start: int, key_ok, prefix: SharedPrefix | None = None, keep=None,
+                rows=None) -> torch.Tensor:
         """Logits (N, V) float32 of the last position; writes K/V of slots [start, start+S).
+        keep, rows: a decode step on `step` also writes its linear outputs there (`Step`).
 
         Decoding (S = 1) attends over the whole buffer, slots not yet written masked out:
         a contiguous (N, H, Tmax, D) operand takes the fast batched-matmul path, a
@@ -212,7 +217,8 @@ class _GPT2:
         each row also attends to its group's one copy of the prompt K/V (`SharedPrefix`)."""
         n, s = ids.shape  # ids, pos: (N, S); key_ok: (N, Tmax) bool, False on padding and unwritten slots
         if s == 1 and self.step is not None and prefix is not None and prefix.fused(cache[0][0]):
-            return self.step(ids[:, 0], pos[:, 0], cache, start, prefix.kv, prefix.row_group, prefix.pstart)  # (N, V)
+            return self.step(ids[:, 0], pos[:, 0], cache, start, prefix.kv, prefix.row_group, prefix.pstart,
+                             keep, rows)  # (N, V)
         end = start + s
         c = self.d_model
         kv_dtype = cache[0][0].dtype
@@ -315,6 +321,7 @@ def sample(
     share_prefix: bool = True,
     generator: torch.Generator | None = None,
     compact_fraction: float = 0.25,
+    keep_activations: bool = False,
 ) -> Rollout:
     """Sample `num_samples` completions for each prompt (token id lists).
 
@@ -323,15 +330,18 @@ def sample(
     sampler on a bf16 copy of the weights. Finished rows are dropped from the batch once
     `compact_fraction` of the active rows are done. Runs under `torch.inference_mode`; the
     returned tensors are ordinary ones (cloned outside it) so training can use them.
+    `keep_activations`: where every decode step runs as one C call (`decode_kernel.use_step`:
+    fp32 on CPU at one thread), also return the completion tokens' linear outputs
+    (`Rollout.activations`, see `tinyreason.lm.replay`), else None there.
     """
     with torch.inference_mode():
         roll = _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top_p, stop_ids, pad_id,
-                       dtype, share_prefix, generator, compact_fraction)
+                       dtype, share_prefix, generator, compact_fraction, keep_activations)
     return Rollout(**{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in vars(roll).items()})
 
 
 def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top_p, stop_ids, pad_id, dtype,
-            share_prefix, generator, compact_fraction) -> Rollout:
+            share_prefix, generator, compact_fraction, keep_activations=False) -> Rollout:
     if not prompts or any(len(p) == 0 for p in prompts):
         raise UserError("sample() needs at least one non-empty prompt")
     device = model.transformer.wte.weight.device
@@ -370,6 +380,9 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
     active = torch.arange(n, device=device)  # original row of each cache row
     next_pos = p_mask.sum(-1).repeat_interleave(g, 0)  # (A,) position id of the next token
     done = torch.zeros(n, dtype=torch.bool, device=device)  # (A,) finished among active rows
+    kept = None
+    if keep_activations and net.step is not None and prefix is not None and t_new > 1:
+        kept = Activations.empty(n, t_new - 1, net.d_model, net.step.d_inner, net.step.head.out_features, len(net.layers))
     for t in range(t_new):
         tok, lp = _pick(logits, temperature, top_k, top_p, generator)  # (A,), (A,)
         live = ~done
@@ -391,15 +404,19 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
             if prefix is not None:
                 prefix.keep(active)
             done = done[keep]
-        logits = net.forward(tok[:, None], next_pos[:, None], cache, offset + t, key_ok, prefix)
+        if kept is not None and not prefix.fused(cache[0][0]):
+            kept = None  # this step runs per op: nothing is kept
+        logits = net.forward(tok[:, None], next_pos[:, None], cache, offset + t, key_ok, prefix, kept, active)
         next_pos = next_pos + 1
     # a row is complete iff its last token is a stop token (it stopped there); else it hit the limit
     last = out_ids.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]  # (N,)
     truncated = ~torch.isin(last, stops) if stops.numel() else torch.ones(n, dtype=torch.bool, device=device)
     t_used = int(lengths.max())  # columns after the longest completion hold only padding: dropped
+    if kept is not None:
+        kept.clear_unwritten(lengths)
     mask = (torch.arange(t_used, device=device)[None, :] < lengths[:, None]).long()
     return Rollout(
         prompt_ids=p_ids.repeat_interleave(g, 0), prompt_mask=p_mask.repeat_interleave(g, 0),
         completion_ids=out_ids[:, :t_used], completion_mask=mask, logprobs=out_lp[:, :t_used], truncated=truncated,
-        group_size=g,
+        group_size=g, activations=kept,
     )

@@ -1,0 +1,98 @@
+"""The rollout's forward pass, kept for the update: the completion tokens' linear outputs.
+
+GRPO's first update iteration runs the policy over the tokens the sampler has just generated,
+with the weights the sampler used. Its forward pass recomputes, up to float rounding, every
+linear output the decode steps already computed, token by token: a third of the update's
+GEMM FLOPs (forward 2N, backward 4N per token). With `sample(..., keep_activations=True)` the
+one-call fp32 decode step (`decode_kernel.Step`, CPU) writes each token's linear outputs -
+c_attn, attention c_proj, c_fc before its activation, MLP c_proj, and the LM head's logits -
+into an `Activations`, and `grouped.grouped_logprobs(..., kept=...)` takes them in place of
+the completion rows' forward GEMMs (`KeptLinear`). Everything else of the forward runs as
+before on those outputs (layer norms, attention, GELU, residual adds: cheap next to the GEMMs),
+so autograd has the inputs its backward needs, and the backward is the plain linear's.
+Prompt rows are computed as usual (the sampler's prefill is not kept).
+
+Departure from TRL, whose update always recomputes: the log-probs and gradients are those
+of the rollout's own forward, equal to a recomputation up to float rounding (tested, values
+and gradients). Later iterations (`num_iterations` > 1), bf16 autocast and runs whose sampler
+does not use the one-call step recompute as before.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tinyreason.lm import onednn
+
+
+class Activations:
+    """Per-token linear outputs of one rollout's decode steps, batch rows in sample order:
+    per layer (N, Tk, 3C), (N, Tk, C), (N, Tk, F), (N, Tk, C), then (N, Tk, V) logits; position
+    j holds what completion token j produced (Tk = max_new_tokens - 1: the last token is never
+    fed). fp32."""
+
+    def __init__(self, layers: list[tuple[torch.Tensor, ...]], logits: torch.Tensor):
+        self.layers, self.logits = layers, logits
+
+    @staticmethod
+    def empty(n: int, tk: int, c: int, f: int, v: int, n_layer: int) -> "Activations":
+        layers = [tuple(torch.empty(n, tk, w) for w in (3 * c, c, f, c)) for _ in range(n_layer)]
+        return Activations(layers, torch.empty(n, tk, v))
+
+    @property
+    def capacity(self) -> int:
+        return self.logits.shape[1]
+
+    def stores(self) -> list[torch.Tensor]:
+        """The stores in `decode_step.c`'s order: 4 per layer, then the logits."""
+        return [z for layer in self.layers for z in layer] + [self.logits]
+
+    def clear_unwritten(self, lengths: torch.Tensor) -> None:
+        """Zero what no decode step wrote: row r's positions from lengths[r] - 1 on (a stopped
+        row is dropped or fed padding-like tokens after its stop token; those positions only
+        predict padding, but their values enter the backward multiplied by zero, so they must
+        be finite). Positions before that were fed while the row was live."""
+        for r, n in enumerate(lengths.tolist()):
+            if n - 1 < self.capacity:
+                for z in self.stores():
+                    z[r, max(n - 1, 0):].zero_()
+
+    def rows(self, sl: slice) -> "Activations":
+        """The same stores for batch rows `sl` (views)."""
+        return Activations([tuple(z[sl] for z in layer) for layer in self.layers], self.logits[sl])
+
+
+def kept_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kept: torch.Tensor | None,
+                m0: int = 0) -> torch.Tensor:
+    """x (M, in) @ w.T + b for w (out, in) (any strides). With `kept` (n, >= T, out): rows m0 and
+    after, n x T of them, are taken from kept[:, :T] and only rows [0, m0) are computed; without
+    it, `onednn.linear_grad` of all rows."""
+    if kept is None:
+        return onednn.linear_grad(x, w, b)
+    return KeptLinear.apply(x, w, b, kept, m0)
+
+
+class KeptLinear(torch.autograd.Function):
+    """y = x @ w.T + b whose rows from m0 on are given (the rollout's outputs for those tokens) and
+    rows before it computed; backward as `onednn.Linear`'s (both GEMMs on its route). fp32."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, kept, m0: int):  # x (M, in), w (out, in), b (out,) or None, kept (n, >= T, out)
+        m, (n, _, out) = x.shape[0], kept.shape
+        t = (m - m0) // n if n else 0
+        if n * t != m - m0 or out != w.shape[0] or t > kept.shape[1]:
+            raise ValueError(f"kept outputs {tuple(kept.shape)} do not fit rows {m0}..{m} of a linear to {w.shape[0]}")
+        x = x.contiguous()
+        y = x.new_empty(m, out)  # (M, out)
+        if m0:
+            y[:m0] = onednn.gemm(x[:m0], w, b)  # (m0, out)
+        y[m0:].view(n, t, out).copy_(kept[:, :t])  # (n, T, out)
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):  # gy (M, out)
+        x, w = ctx.saved_tensors
+        gx, gw, gb = onednn.linear_backward(gy, x, w, ctx.needs_input_grad[:3], ctx.has_bias)
+        return gx, gw, gb, None, None
