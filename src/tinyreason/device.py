@@ -79,8 +79,8 @@ def keep_freed_memory() -> bool:
 _HUGE = 2 << 20  # x86-64 transparent huge page size
 
 
-def huge_page_empty(shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised fp32 CPU tensor for a large, long-lived buffer that is streamed end to end
+def huge_page_empty(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An uninitialised CPU tensor (fp32 unless `dtype`) for a large, long-lived buffer that is streamed end to end
     (the sampler's decode weights), in its own anonymous mapping, 2 MiB-aligned and on Linux
     advised into transparent huge pages (`MADV_HUGEPAGE`; the common THP mode "madvise" uses them
     only when asked, and memory from malloc's heap may already be mapped in 4 KiB pages). With
@@ -88,14 +88,14 @@ def huge_page_empty(shape: tuple[int, ...]) -> torch.Tensor:
     GPT-2 124M's decode linears read 12.1-12.8 GB/s of weights from 4 KiB pages and 13.3-14.2 GB/s
     from huge pages on one Zen 4 core (`benchmarks/decode_step.py`). A plain `torch.empty` for
     buffers under 2 MiB or where mmap's advice is not available."""
-    n = math.prod(shape)
+    n, item = math.prod(shape), torch.empty(0, dtype=dtype).element_size()
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if n * 4 < _HUGE or advice is None:
-        return torch.empty(shape, dtype=torch.float32)
-    size = -(-n * 4 // _HUGE) * _HUGE  # whole huge pages
+    if n * item < _HUGE or advice is None:
+        return torch.empty(shape, dtype=dtype)
+    size = -(-n * item // _HUGE) * _HUGE  # whole huge pages
     # private anonymous (a shared one is shmem, whose huge pages follow another setting); room to align
     buf = mmap.mmap(-1, size + _HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     start = -ctypes.addressof(ctypes.c_char.from_buffer(buf)) % _HUGE
     with contextlib.suppress(OSError):  # a kernel without THP: 4 KiB pages, still aligned
         buf.madvise(advice, start, size)  # before any page is touched
-    return torch.frombuffer(buf, dtype=torch.float32, count=n, offset=start).view(shape)  # keeps buf alive
+    return torch.frombuffer(buf, dtype=dtype, count=n, offset=start).view(shape)  # keeps buf alive

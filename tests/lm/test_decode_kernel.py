@@ -133,6 +133,25 @@ def test_linear_emulates_bf16_on_the_fp32_values():
     torch.testing.assert_close(out.float(), ref.bfloat16().float(), atol=0.0, rtol=2 ** -7)
 
 
+@pytest.mark.skipif(not decode_kernel.bf16_native(), reason="the C kernels are not compiled for AVX512-BF16 here")
+@pytest.mark.parametrize("rows", [1, 7, 13])
+@pytest.mark.parametrize("n", [16, 21])  # 21: a last panel padded with zero columns
+def test_bf16_panels_give_a_bf16_gemm_result(rows, n):
+    torch.manual_seed(rows)
+    conv_w = torch.randn(38, n).bfloat16()  # Conv1D layout (in, out)
+    w, b, x = conv_w.t(), torch.randn(n).bfloat16(), torch.randn(rows, 38).bfloat16()
+    panels = decode_kernel.Panels(w, bf16=True)
+    assert panels.panels.dtype == torch.bfloat16 and panels.panels.shape == (-(-n // 16), 19, 16, 2)
+    out = decode_kernel.linear(x, panels, b, "tanh")
+    ref = torch.nn.functional.gelu(torch.nn.functional.linear(x.float(), w.float(), b.float()), approximate="tanh")
+    assert out.dtype == torch.bfloat16  # bf16 products accumulated in fp32, rounded once
+    torch.testing.assert_close(out.float(), ref.bfloat16().float(), atol=1e-2, rtol=2 ** -7)
+    again = decode_kernel.Panels(w * 2, reuse=panels, bf16=True)  # re-packed in place
+    assert again.panels.data_ptr() == panels.panels.data_ptr()
+    with pytest.raises(ValueError, match="even"):
+        decode_kernel.Panels(torch.randn(4, 5), bf16=True)
+
+
 def test_linear_is_used_only_where_measured_faster(monkeypatch):
     if not decode_kernel.available():
         assert not decode_kernel.use_linear("cpu")
@@ -148,8 +167,12 @@ def test_linear_is_used_only_where_measured_faster(monkeypatch):
         monkeypatch.setattr(decode_kernel, "LINEAR", None)
         torch.set_num_threads(1)
         assert decode_kernel.use_linear("cpu")
-        monkeypatch.setattr(onednn, "emulate_bf16", lambda: False)  # oneDNN's bf16 GEMM reads half the bytes
+        monkeypatch.setattr(onednn, "emulate_bf16", lambda: False)  # oneDNN's bf16 GEMM reads half the bytes ...
+        monkeypatch.setattr(decode_kernel, "bf16_native", lambda: False)
         assert not decode_kernel.use_linear("cpu", torch.bfloat16)
+        monkeypatch.setattr(decode_kernel, "bf16_native", lambda: True)  # ... as do the C kernel's bf16 panels
+        assert decode_kernel.use_linear("cpu", torch.bfloat16)
+        monkeypatch.setattr(decode_kernel, "bf16_native", lambda: False)
         monkeypatch.setattr(onednn, "emulate_bf16", lambda: True)  # bf16 as fp32 GEMMs: the C ones
         assert decode_kernel.use_linear("cpu", torch.bfloat16)
         monkeypatch.setattr(decode_kernel, "LINEAR", False)
@@ -174,18 +197,22 @@ def test_sample_rows_draws_what_the_pytorch_path_draws(temperature):
     torch.testing.assert_close(lp, logp.gather(-1, tok[:, None])[:, 0], atol=1e-5, rtol=1e-5)
 
 
-def test_step_is_used_for_fp32_at_one_thread(monkeypatch):
+def test_step_is_used_at_one_thread_for_fp32_and_native_bf16(monkeypatch):
     if not decode_kernel.available():
         assert not decode_kernel.use_step("cpu", torch.float32)
         return
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert decode_kernel.use_step("cpu", torch.float32)
-        assert not decode_kernel.use_step("cpu", torch.bfloat16) and not decode_kernel.use_step("meta", torch.float32)
+        assert decode_kernel.use_step("cpu", torch.float32) and not decode_kernel.use_step("meta", torch.float32)
+        monkeypatch.setattr(onednn, "emulate_bf16", lambda: False)
+        monkeypatch.setattr(decode_kernel, "bf16_native", lambda: True)  # bf16 panels: a bf16 step
+        assert decode_kernel.use_step("cpu", torch.bfloat16)
+        monkeypatch.setattr(decode_kernel, "bf16_native", lambda: False)  # no AVX512-BF16 kernel: per op
+        assert not decode_kernel.use_step("cpu", torch.bfloat16)
         torch.set_num_threads(2)  # the C kernels run on one thread; oneDNN's linears use them all
         assert not decode_kernel.use_step("cpu", torch.float32)
-        monkeypatch.setattr(decode_kernel, "STEP", True)  # forced (tests, benchmarks), still fp32 only
+        monkeypatch.setattr(decode_kernel, "STEP", True)  # forced (tests, benchmarks), where it can run
         assert decode_kernel.use_step("cpu", torch.float32) and not decode_kernel.use_step("cpu", torch.bfloat16)
     finally:
         torch.set_num_threads(threads)

@@ -17,6 +17,9 @@ panels) at 4.0-8.4 GB/s: 1.5-1.8x per token at one thread; on a Zen 4 core with 
 panels (where compiled for AVX-512) 1.39x (small) and 1.43x (GPT-2 124M) per token
 (`benchmarks/decode_linear.py`). With two threads oneDNN caught up (0.8-1.3x on Zen 3), so
 `use_linear` picks the C linears for one torch thread (Zen 1 and Intel CPUs not measured).
+Where the compiler targets AVX512-BF16 (`bf16_native`), bf16 weights go into bf16 panels read
+with vdpbf16ps (`decode_linear_bf16`): half the bytes; GPT-2 124M's LM head at 8 rows 8.6 ->
+5.0 ms per token against its fp32 panels on a Zen 4 core.
 
 With the C linears and attention in place, what was left of a small model's fp32 decode step
 was the ~80 PyTorch calls per token around them (layer norms, residual adds, views, casts):
@@ -74,13 +77,17 @@ def _compile():
     lib.decode_panel_width.argtypes = []
     lib.decode_linear.restype = None
     lib.decode_linear.argtypes = [ptr, i64, i64, ptr, i64, ptr, ctypes.c_int, ptr]
+    lib.decode_linear_bf16.restype = ctypes.c_int
+    lib.decode_linear_bf16.argtypes = [ptr, i64, i64, ptr, i64, ptr, ctypes.c_int, ptr]
+    lib.decode_bf16_native.restype = ctypes.c_int64
+    lib.decode_bf16_native.argtypes = []
     lib.gelu_tanh.restype = lib.gelu_tanh_backward.restype = None
     lib.gelu_tanh.argtypes = [ptr, i64, ptr]
     lib.sample_rows.restype = ctypes.c_int
     lib.sample_rows.argtypes = [ptr, i64, i64, ctypes.c_float, ptr, ptr, ptr]
     lib.decode_step.restype = ctypes.c_int
     lib.decode_step.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_float, ctypes.c_int,
-                                ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64]
+                                ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ctypes.c_int]
     lib.gelu_tanh_backward.argtypes = [ptr, ptr, i64, ptr]
     return lib
 
@@ -99,13 +106,20 @@ def available() -> bool:
 
 def use_linear(device: torch.device | str, dtype: torch.dtype = torch.float32) -> bool:
     """True when the sampler should run its linears on `decode_linear` (`LINEAR` overrides):
-    CPU, one torch thread, the library compiled, fp32 weights or bf16 ones emulated in fp32
-    (`onednn.emulate_bf16`; where oneDNN has a bf16 GEMM it reads half the bytes: a small
-    model's bf16 rollout took 0.17 s on it, 0.25 s on the C linears, on a Zen 4 core)."""
+    CPU, one torch thread, the library compiled; fp32 weights, or bf16 ones where they are
+    emulated in fp32 (`onednn.emulate_bf16`) or the library has its AVX512-BF16 kernel
+    (`bf16_native`: bf16 panels, read at half the bytes). Elsewhere oneDNN's bf16 GEMM reads
+    half the bytes of the fp32 panels (a small model's bf16 rollout: 0.17 s on it, 0.25 s on
+    fp32 panels of the bf16 values, on a Zen 4 core)."""
     if LINEAR is not None:
         return LINEAR and _loaded()
     return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1 and _loaded()
-            and (dtype == torch.float32 or onednn.emulate_bf16()))
+            and (dtype == torch.float32 or onednn.emulate_bf16() or bf16_native()))
+
+
+def bf16_native() -> bool:
+    """True when the compiled `decode_linear.c` has its AVX512-BF16 kernel (bf16 panels)."""
+    return _loaded() and bool(_LIB.decode_bf16_native())
 
 
 def use_sample() -> bool:
@@ -120,9 +134,10 @@ def use_step(device: torch.device | str, dtype: torch.dtype) -> bool:
     panels in huge pages, they ran a decode token 1.39x (small) and 1.43x (GPT-2 124M) faster than
     oneDNN's packed GEMM, and the step's rollouts 1.20x and 1.33x faster than the per-op path on
     oneDNN (`benchmarks/decode_step.py`)."""
+    ok = dtype == torch.float32 or (dtype == torch.bfloat16 and bf16_native() and not onednn.emulate_bf16())
     if STEP is not None:
-        return STEP and dtype == torch.float32 and _loaded()
-    return torch.device(device).type == "cpu" and dtype == torch.float32 and torch.get_num_threads() == 1 and _loaded()
+        return STEP and ok and _loaded()
+    return torch.device(device).type == "cpu" and ok and torch.get_num_threads() == 1 and _loaded()
 
 
 def use_gelu(x: torch.Tensor) -> bool:
@@ -171,8 +186,26 @@ class Panels:
     (GPT-2 124M's LM head: 0.77 s to pack into fresh zeroed memory through a transposed view,
     0.03 s in place with per-panel copies, on one Zen 3 core)."""
 
-    def __init__(self, w: torch.Tensor, reuse: "Panels | None" = None, width: int | None = None):
+    def __init__(self, w: torch.Tensor, reuse: "Panels | None" = None, width: int | None = None,
+                 bf16: bool = False):
+        """bf16: pack the bf16 values of w into bf16 panels for `decode_linear_bf16` ((ceil(N/16),
+        K/2, 16, 2): panel p, pair kk, column j, element e = W[16p + j, 2kk + e]); only where
+        `bf16_native()` and K is even."""
         n, k = w.shape  # (N, K), any strides, fp32 or bf16 (then the fp32 values of the bf16 ones)
+        self.out_features, self.in_features, self.bf16 = n, k, bf16
+        if bf16:
+            if k % 2:
+                raise ValueError("bf16 panels need an even number of input features")
+            full, rem = divmod(n, 16)
+            shape = (full + (rem > 0), k // 2, 16, 2)
+            same = reuse is not None and reuse.panels.shape == shape and reuse.panels.dtype == torch.bfloat16
+            self.panels = reuse.panels if same else huge_page_empty(shape, torch.bfloat16)
+            rows = w.detach().to(torch.bfloat16).contiguous()  # (N, K) row-major bf16
+            self.panels[:full].copy_(rows[: full * 16].view(full, 16, k // 2, 2).transpose(1, 2))
+            if rem:
+                self.panels[full].zero_()
+                self.panels[full, :, :rem].copy_(rows[full * 16:].view(rem, k // 2, 2).transpose(0, 1))
+            return
         pw = width or panel_width()
         full, rem = divmod(n, pw)
         shape = (full + (rem > 0), k, pw)
@@ -188,13 +221,13 @@ class Panels:
         if rem:
             self.panels[full].zero_()
             self.panels[full, :, :rem].copy_(w[full * pw:].t())
-        self.out_features, self.in_features = n, k
 
 
 def linear(x: torch.Tensor, w: Panels, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
     """x (..., K) @ W.T + b -> (..., N) on `decode_linear`; `gelu` "tanh" or "none" (erf) applies
-    GELU. fp32, or bf16 x (and b): bf16 emulated as in `onednn.linear` (fp32 math on the fp32
-    values, result rounded to bf16)."""
+    GELU. fp32, or bf16 x (and b): on fp32 panels bf16 emulated as in `onednn.linear` (fp32 math
+    on the fp32 values, result rounded to bf16); on bf16 panels x rounded to bf16, fp32
+    accumulation, the result rounded to x's dtype (a bf16 GEMM's values up to summation order)."""
     if not _loaded():
         raise RuntimeError("the decode kernels are not available here (see decode_kernel.use_linear)")
     if x.shape[-1] != w.in_features or x.device.type != "cpu":
@@ -202,8 +235,12 @@ def linear(x: torch.Tensor, w: Panels, b: torch.Tensor | None = None, gelu: str 
     x2 = x.reshape(-1, w.in_features).float().contiguous()  # (M, K)
     b = None if b is None else b.float().contiguous()
     y = torch.empty(x2.shape[0], w.out_features, dtype=torch.float32)  # (M, N)
-    _LIB.decode_linear(x2.data_ptr(), x2.shape[0], w.in_features, w.panels.data_ptr(), w.out_features,
-                       None if b is None else b.data_ptr(), _GELU[gelu], y.data_ptr())
+    args = (x2.data_ptr(), x2.shape[0], w.in_features, w.panels.data_ptr(), w.out_features,
+            None if b is None else b.data_ptr(), _GELU[gelu], y.data_ptr())
+    if not w.bf16:
+        _LIB.decode_linear(*args)
+    elif _LIB.decode_linear_bf16(*args):
+        raise RuntimeError("decode_linear_bf16 failed (out of memory, or not compiled for AVX512-BF16)")
     return y.view(*x.shape[:-1], -1).to(x.dtype)
 
 
@@ -237,11 +274,19 @@ class Step:
 
     def __init__(self, wte, wpe, layers, scales, eps: float, gelu: str, lnf, head: Panels, n_head: int):
         """layers: per block (ln_1 w, b, c_attn Panels, b, c_proj Panels, b, ln_2 w, b, c_fc Panels, b,
-        mlp c_proj Panels, b); lnf: (w, b); gelu: the MLP activation, "tanh" or "none" (erf)."""
+        mlp c_proj Panels, b); lnf: (w, b); gelu: the MLP activation, "tanh" or "none" (erf).
+        Every Panels fp32, or every one bf16 (`decode_linear_bf16`, and then wte bf16); all other
+        tensors fp32."""
+        panels = [t for blk in layers for t in blk if isinstance(t, Panels)] + [head]
+        self.bf16 = panels[0].bf16
+        if any(q.bf16 != self.bf16 for q in panels):
+            raise ValueError("decode_kernel.Step: panels all fp32 or all bf16")
         flat = [t.panels if isinstance(t, Panels) else t for blk in layers for t in blk]
-        for t in (wte, wpe, *flat, *lnf, head.panels):
+        if wte.dtype != (torch.bfloat16 if self.bf16 else torch.float32) or not wte.is_contiguous():
+            raise ValueError("decode_kernel.Step: wte must be contiguous, bf16 with bf16 panels, else fp32")
+        for t in (wpe, *[t for blk in layers for t in blk if not isinstance(t, Panels)], *lnf):
             if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
-                raise ValueError("decode_kernel.Step takes contiguous float32 CPU tensors")
+                raise ValueError("decode_kernel.Step takes contiguous float32 CPU tensors besides its panels")
         self._keep = (wte, wpe, flat, lnf, head)
         self.wte, self.wpe, self.lnf, self.head = wte, wpe, lnf, head
         self.ptrs = (ctypes.c_void_p * len(flat))(*[t.data_ptr() for t in flat])
@@ -277,7 +322,8 @@ class Step:
                               self.head.out_features, self.wte.data_ptr(), self.wpe.data_ptr(), self.ptrs, self.scales,
                               self.eps, self.gelu, kc, vc, tcap, t, kpp, vpp, p, grp.data_ptr(), pstart.data_ptr(),
                               self.lnf[0].data_ptr(), self.lnf[1].data_ptr(), self.head.panels.data_ptr(),
-                              logits.data_ptr(), keep_ptrs, None if keep is None else rows.data_ptr(), tkeep)
+                              logits.data_ptr(), keep_ptrs, None if keep is None else rows.data_ptr(), tkeep,
+                              int(self.bf16))
         if rc:
             raise MemoryError("decode_step: out of memory")
         return logits

@@ -77,3 +77,75 @@ void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, in
 void decode_act(float *x, int64_t n, int gelu) {
     for (int64_t i = 0; i < n; i++) x[i] = act(x[i], gelu);
 }
+
+/* The same for bf16 weights on CPUs with AVX512-BF16 (vdpbf16ps: 16 fp32 lanes, each += the
+ * products of two bf16 pairs): panels of 16 columns hold (K/2, 16, 2) bf16, panel p, pair kk,
+ * column j, element e = W[16p + j, 2kk + e] (K even); x is rounded to bf16 (nearest even), as a
+ * bf16 GEMM takes its input, and accumulated in fp32; y fp32 (the caller rounds it to bf16).
+ * Half the bytes of the fp32 panels per weight, and one instruction per 32 multiply-adds.
+ * decode_bf16_native() is 0 where the compiler does not target AVX512-BF16 (no such kernel). */
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#include <stdlib.h>
+
+int64_t decode_bf16_native(void) { return 1; }
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+#define BLOCK16(R)                                                                          \
+    static void bblock##R(const uint32_t *xp, int64_t K2, const uint16_t *w, __m512 *acc) { \
+        __m512 a[R];                                                                        \
+        for (int r = 0; r < R; r++) a[r] = _mm512_setzero_ps();                             \
+        for (int64_t k = 0; k < K2; k++) {                                                  \
+            __builtin_prefetch(w + k * 32 + 2048, 0, 0);                                    \
+            const __m512i wk = _mm512_loadu_si512((const void *)(w + k * 32));              \
+            for (int r = 0; r < R; r++)                                                     \
+                a[r] = _mm512_dpbf16_ps(a[r], (__m512bh)_mm512_set1_epi32((int)xp[r * K2 + k]), (__m512bh)wk); \
+        }                                                                                   \
+        for (int r = 0; r < R; r++) acc[r] = a[r];                                          \
+    }
+BLOCK16(1) BLOCK16(2) BLOCK16(3) BLOCK16(4) BLOCK16(5) BLOCK16(6) BLOCK16(7) BLOCK16(8) BLOCK16(9) BLOCK16(10)
+BLOCK16(11) BLOCK16(12)
+
+typedef void (*bblock_fn)(const uint32_t *, int64_t, const uint16_t *, __m512 *);
+static const bblock_fn BBLOCKS[13] = {0, bblock1, bblock2, bblock3, bblock4, bblock5, bblock6,
+                                      bblock7, bblock8, bblock9, bblock10, bblock11, bblock12};
+
+int decode_linear_bf16(const float *x, int64_t M, int64_t K, const uint16_t *panels, int64_t N,
+                       const float *bias, int gelu, float *y) {
+    const int64_t K2 = K / 2, np = (N + 15) / 16, nb = (M + 11) / 12;
+    uint16_t *xb = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(M * K));  /* x in bf16, rows of K2 pairs */
+    if (!xb) return 1;
+    for (int64_t i = 0; i < M * K; i++) xb[i] = to_bf16(x[i]);
+    const uint32_t *xp = (const uint32_t *)xb;
+    __m512 acc[12];
+    float col[16];
+    for (int64_t p = 0; p < np; p++) {
+        const uint16_t *w = panels + p * K * 16;
+        const int64_t n0 = p * 16, nw = N - n0 < 16 ? N - n0 : 16;
+        for (int64_t bi = 0; bi < nb; bi++) {
+            const int64_t r0 = bi * M / nb, rows = (bi + 1) * M / nb - r0;
+            BBLOCKS[rows](xp + r0 * K2, K2, w, acc);
+            for (int64_t r = 0; r < rows; r++) {
+                _mm512_storeu_ps(col, acc[r]);
+                float *yr = y + (r0 + r) * N + n0;
+                for (int64_t j = 0; j < nw; j++) yr[j] = act(col[j] + (bias ? bias[n0 + j] : 0.0f), gelu);
+            }
+        }
+    }
+    free(xb);
+    return 0;
+}
+#else
+int64_t decode_bf16_native(void) { return 0; }
+
+int decode_linear_bf16(const float *x, int64_t M, int64_t K, const void *panels, int64_t N, const float *bias,
+                       int gelu, float *y) {
+    (void)x; (void)M; (void)K; (void)panels; (void)N; (void)bias; (void)gelu; (void)y;
+    return 2;  /* not compiled for AVX512-BF16 */
+}
+#endif

@@ -12,7 +12,9 @@
  * outputs - c_attn (3C), attn c_proj (C), c_fc before its activation (F), mlp c_proj (C), then the
  * LM head's logits (V) - row a written at [rows[a], t]: the trainer's forward over the same tokens
  * takes them instead of recomputing them (tinyreason/lm/grouped.py).
- * Returns 1 when scratch memory cannot be had, else 0.
+ * bf16: the panels are decode_linear_bf16's (bf16 weights: each linear's input rounded to bf16,
+ * fp32 accumulation) and wte holds bf16 values; everything else stays fp32 (residual stream, layer norms, attention, as
+ * under bf16 autocast). Returns 1 when scratch memory cannot be had, else 0.
  */
 #include <math.h>
 #include <stdint.h>
@@ -25,6 +27,16 @@
 void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, int64_t N,
                    const float *bias, int gelu, float *y);
 void decode_act(float *x, int64_t n, int gelu);
+int decode_linear_bf16(const float *x, int64_t M, int64_t K, const void *panels, int64_t N, const float *bias,
+                       int gelu, float *y);
+
+/* a linear on fp32 panels, or on bf16 ones (decode_linear_bf16) when bf16; 1 when out of memory */
+static int lin(int bf16, const float *x, int64_t M, int64_t K, const float *panels, int64_t N, const float *bias,
+               int gelu, float *y) {
+    if (bf16) return decode_linear_bf16(x, M, K, panels, N, bias, gelu, y) != 0;
+    decode_linear(x, M, K, panels, N, bias, gelu, y);
+    return 0;
+}
 int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D, float *kc, float *vc, int64_t tcap,
                      int64_t t, const float *kp, const float *vp, int64_t P, const int64_t *grp,
                      const int64_t *pstart, float scale, float *out);
@@ -69,7 +81,7 @@ int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, in
                 float eps, int gelu, float *const *kc, float *const *vc, int64_t tcap, int64_t t,
                 const float *const *kp, const float *const *vp, int64_t P, const int64_t *grp,
                 const int64_t *pstart, const float *lnf_w, const float *lnf_b, const float *head, float *logits,
-                float *const *keep, const int64_t *rows, int64_t tkeep) {
+                float *const *keep, const int64_t *rows, int64_t tkeep, int bf16) {
     const int64_t D = C / H;
     float *const none[5] = {0, 0, 0, 0, 0};
     /* scratch: residual stream x, normed / projected h, attention output, q|k|v, MLP hidden */
@@ -77,34 +89,41 @@ int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, in
     if (!x) return 1;
     float *h = x + A * C, *att = h + A * C, *qkv = att + A * C, *f = qkv + 3 * A * C;
     for (int64_t a = 0; a < A; a++)
-        for (int64_t i = 0; i < C; i++) x[a * C + i] = wte[ids[a] * C + i] + wpe[pos[a] * C + i];
+        for (int64_t i = 0; i < C; i++) {
+            float e;
+            if (bf16) {  /* wte holds bf16 values: the upper half of an fp32 */
+                const uint32_t u = (uint32_t)((const uint16_t *)(const void *)wte)[ids[a] * C + i] << 16;
+                __builtin_memcpy(&e, &u, 4);
+            } else {
+                e = wte[ids[a] * C + i];
+            }
+            x[a * C + i] = e + wpe[pos[a] * C + i];
+        }
     for (int64_t l = 0; l < L; l++) {
         const float *const *p = w + 12 * l;
         float *const *k = keep ? keep + 4 * l : none;
         layer_norm(x, A, C, p[0], p[1], eps, h);
-        decode_linear(h, A, C, p[2], 3 * C, p[3], 0, qkv);  /* (A, 3C) */
+        if (lin(bf16, h, A, C, p[2], 3 * C, p[3], 0, qkv)) goto oom;  /* (A, 3C) */
         keep_rows(qkv, A, 3 * C, k[0], rows, tkeep, t);
-        if (decode_attention(qkv, A, H, D, kc[l], vc[l], tcap, t, kp[l], vp[l], P, grp, pstart, scales[l], att)) {
-            free(x);
-            return 1;
-        }
-        decode_linear(att, A, C, p[4], C, p[5], 0, h);
+        if (decode_attention(qkv, A, H, D, kc[l], vc[l], tcap, t, kp[l], vp[l], P, grp, pstart, scales[l], att))
+            goto oom;
+        if (lin(bf16, att, A, C, p[4], C, p[5], 0, h)) goto oom;
         keep_rows(h, A, C, k[1], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
         layer_norm(x, A, C, p[6], p[7], eps, h);
         if (k[2]) {  /* the pre-activation is kept: activation as a second pass */
-            decode_linear(h, A, C, p[8], F, p[9], 0, f);
+            if (lin(bf16, h, A, C, p[8], F, p[9], 0, f)) goto oom;
             keep_rows(f, A, F, k[2], rows, tkeep, t);
             decode_act(f, A * F, gelu);
         } else {
-            decode_linear(h, A, C, p[8], F, p[9], gelu, f);  /* (A, F), activation fused */
+            if (lin(bf16, h, A, C, p[8], F, p[9], gelu, f)) goto oom;  /* (A, F), activation fused */
         }
-        decode_linear(f, A, F, p[10], C, p[11], 0, h);
+        if (lin(bf16, f, A, F, p[10], C, p[11], 0, h)) goto oom;
         keep_rows(h, A, C, k[3], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
     }
     layer_norm(x, A, C, lnf_w, lnf_b, eps, h);
-    decode_linear(h, A, C, head, V, 0, 0, logits);  /* (A, V) */
+    if (lin(bf16, h, A, C, head, V, 0, 0, logits)) goto oom;  /* (A, V) */
     if (keep) {
         keep_rows(logits, A, V, keep[4 * L], rows, tkeep, t);
 #if defined(__SSE2__)
@@ -113,4 +132,7 @@ int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, in
     }
     free(x);
     return 0;
+oom:
+    free(x);
+    return 1;
 }

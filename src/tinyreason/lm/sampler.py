@@ -12,10 +12,11 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
 - on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
   blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
   GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
-  at one torch thread on a C function instead (`decode_kernel.use_linear`; bf16 there only where
-  it is emulated in fp32);
-  in fp32 at one thread each decode token runs through the whole network in one C call on those
-  linears, on every CPU (`decode_kernel.Step`, `use_step`);
+  at one torch thread on a C function instead (`decode_kernel.use_linear`; bf16 there where it
+  is emulated in fp32 or on bf16 panels with AVX512-BF16 dot products);
+  at one thread each decode token runs through the whole network in one C call on those
+  linears (`decode_kernel.Step`, `use_step`): fp32 on every CPU, bf16 where the C kernels have
+  AVX512-BF16 panels (bf16 weights; residual stream, norms and attention in fp32);
   the plain-case draw (no top-k/top-p) is one C call on every CPU (`decode_kernel.sample_rows`),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
@@ -131,15 +132,18 @@ class _GPT2:
             return dst
 
         emulated = dtype == torch.bfloat16 and tr.wte.weight.device.type == "cpu" and onednn.emulate_bf16()
-        # C decode linears (`decode_kernel`, AVX2 CPUs at one thread) or oneDNN's packed layout
+        native = dtype == torch.bfloat16 and not emulated and decode_kernel.bf16_native()  # bf16 panels
+
+        # C decode linears (`decode_kernel`, one thread) or oneDNN's packed layout
         def pack(w: torch.Tensor):
             if not c_linear:
                 return onednn.pack(w, rows)
-            self._panels.append(decode_kernel.Panels(w, next(old_panels, None) if old_panels is not None else None))
+            old = next(old_panels, None) if old_panels is not None else None
+            self._panels.append(decode_kernel.Panels(w, old, bf16=native and w.shape[1] % 2 == 0))
             return self._panels[-1]
 
         def lin(conv) -> tuple[torch.Tensor, torch.Tensor]:  # Conv1D (in, out) -> packed (out, in), bias
-            if emulated or c_linear:  # the packed fp32 copy of the (bf16) values is all that is kept
+            if emulated or c_linear:  # the packed copy of the (bf16) values is all that is kept
                 return pack(conv.weight.detach().t().to(dtype)), own(conv.bias)
             return pack(own(conv.weight, True)), own(conv.bias)
 
@@ -166,11 +170,18 @@ class _GPT2:
         self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
         self.step = None  # whole decode steps in one C call (`decode_kernel.Step`) where it applies
-        if step and c_linear and views and self.gelu is not None and getattr(model.lm_head, "bias", None) is None:
+        bf16_step = native and all(q.bf16 for q in self._panels)  # bf16 panels, fp32 everything else
+        if (step and c_linear and (views or bf16_step) and self.gelu is not None
+                and getattr(model.lm_head, "bias", None) is None):
+            def f32(t):  # the step's own fp32 copies of bf16 position embeddings, norms and biases
+                return t if isinstance(t, decode_kernel.Panels) else t.float().contiguous()
+
             self.step = decode_kernel.Step(
-                self.wte, self.wpe, [(*ly["ln1"], *ly["qkv"], *ly["proj"], *ly["ln2"], *ly["fc"], *ly["out"])
-                                     for ly in self.layers],
-                [ly["scale"] for ly in self.layers], self.eps, self.gelu, self.lnf, self.head, self.n_head)
+                self.wte, f32(self.wpe),
+                [tuple(f32(t) for t in (*ly["ln1"], *ly["qkv"], *ly["proj"], *ly["ln2"], *ly["fc"], *ly["out"]))
+                 for ly in self.layers],
+                [ly["scale"] for ly in self.layers], self.eps, self.gelu, tuple(map(f32, self.lnf)), self.head,
+                self.n_head)
 
     @staticmethod
     def linear(x: torch.Tensor, w, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
@@ -381,7 +392,7 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
     next_pos = p_mask.sum(-1).repeat_interleave(g, 0)  # (A,) position id of the next token
     done = torch.zeros(n, dtype=torch.bool, device=device)  # (A,) finished among active rows
     kept = None
-    if keep_activations and net.step is not None and prefix is not None and t_new > 1:
+    if keep_activations and net.step is not None and not net.step.bf16 and prefix is not None and t_new > 1:
         kept = Activations.empty(n, t_new - 1, net.d_model, net.step.d_inner, net.step.head.out_features, len(net.layers))
     for t in range(t_new):
         tok, lp = _pick(logits, temperature, top_k, top_p, generator)  # (A,), (A,)
