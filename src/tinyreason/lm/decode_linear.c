@@ -34,6 +34,11 @@ static inline float act(float x, int gelu) {
     return x;
 }
 
+/* yr[j] = act(col[j] + bias[j]) for the nw columns of one row's panel (bias may be NULL) */
+static inline void finish(const float *col, int64_t nw, const float *bias, int gelu, float *yr) {
+    for (int64_t j = 0; j < nw; j++) yr[j] = act(col[j] + (bias ? bias[j] : 0.0f), gelu);
+}
+
 #define PREFETCH (64 * PW) /* floats ahead in the panel (2 KiB at PW 8: best of 0, 256, 512, 1024 on Zen 3) */
 
 #define BLOCK(R)                                                                  \
@@ -66,8 +71,7 @@ void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, in
             BLOCKS[rows](x + r0 * K, K, w, acc);
             for (int64_t r = 0; r < rows; r++) {
                 __builtin_memcpy(col, &acc[r], sizeof col);
-                float *yr = y + (r0 + r) * N + n0;
-                for (int64_t j = 0; j < nw; j++) yr[j] = act(col[j] + (bias ? bias[n0 + j] : 0.0f), gelu);
+                finish(col, nw, bias ? bias + n0 : 0, gelu, y + (r0 + r) * N + n0);
             }
         }
     }
@@ -132,8 +136,7 @@ int decode_linear_bf16(const float *x, int64_t M, int64_t K, const uint16_t *pan
             BBLOCKS[rows](xp + r0 * K2, K2, w, acc);
             for (int64_t r = 0; r < rows; r++) {
                 _mm512_storeu_ps(col, acc[r]);
-                float *yr = y + (r0 + r) * N + n0;
-                for (int64_t j = 0; j < nw; j++) yr[j] = act(col[j] + (bias ? bias[n0 + j] : 0.0f), gelu);
+                finish(col, nw, bias ? bias + n0 : 0, gelu, y + (r0 + r) * N + n0);
             }
         }
     }
