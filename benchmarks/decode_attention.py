@@ -34,7 +34,9 @@ def layer_calls(b: int, g: int, h: int, p: int = 92, d: int = 64, t_new: int = 8
     torch.manual_seed(0)
     kv = [(torch.randn(b, h, p, d), torch.randn(b, h, p, d))]
     prefix = SharedPrefix(kv, torch.ones(b, p, dtype=torch.long), g)
+    prefix.use_kernel()  # the prompt keys also in the kernel's layout; `attend` reads the plain ones
     kc, vc = torch.randn(a, h, t_new, d), torch.randn(a, h, t_new, d)
+    kct = decode_kernel.key_tiles(kc)  # (A, H, T16 / 16, D, 16): the kernel's generated-key layout
     qkv = torch.randn(a, 3 * c)
     for t in (0, 41, 83):
         def plain():
@@ -44,7 +46,7 @@ def layer_calls(b: int, g: int, h: int, p: int = 92, d: int = 64, t_new: int = 8
             return prefix.attend(0, q, kc[:, :, :t + 1], vc[:, :, :t + 1], 0.125).transpose(1, 2).reshape(a, 1, c)
 
         def fused():
-            return prefix.attend_fused(0, qkv, kc, vc, t, 0.125)
+            return prefix.attend_fused(0, qkv, kct, vc, t, 0.125)
 
         torch.testing.assert_close(fused(), plain().view(a, c), atol=1e-5, rtol=1e-5)
         tp, tf = best_of_5(plain, n), best_of_5(fused, n)

@@ -19,27 +19,38 @@ def tiny():
 
 
 @needs_kernel
-def test_kernel_equals_pytorch_attention_with_padding_and_dropped_rows():
+@pytest.mark.parametrize("d,g", [(8, 4), (64, 4), (64, 11)])  # plain loops; the head-size-64 path (11: > 8 rows a group)
+def test_kernel_equals_pytorch_attention_with_padding_and_dropped_rows(d, g):
     torch.manual_seed(0)
-    b, g, h, p, d, t_new = 3, 4, 2, 6, 8, 5
+    b, h, p, t_new = 3, 2, 21, 18  # 21 prompt slots, 18 new: partial 16-key blocks in both parts
     p_mask = torch.ones(b, p, dtype=torch.long)
     p_mask[1, :2] = 0  # left padding
-    p_mask[2, :5] = 0
+    p_mask[2, :19] = 0
     kv = [(torch.randn(b, h, p, d), torch.randn(b, h, p, d))]
     pre = SharedPrefix(kv, p_mask, g)
-    active = torch.tensor([0, 2, 3, 8, 11])  # group 1 dropped entirely, others partly
+    pre.use_kernel()
+    active = torch.tensor([r for r in range(b * g) if r // g != 1 and r % 5 != 1])  # group 1 dropped, others partly
     pre.keep(active)
     a, c = active.numel(), h * d
-    kc, vc = torch.randn(a, h, t_new, d), torch.randn(a, h, t_new, d)
-    kc2, vc2 = kc.clone(), vc.clone()
-    for t in (0, 3):
+    kc, vc = decode_kernel.key_tiles(torch.randn(a, h, t_new, d)), torch.randn(a, h, t_new, d)
+    kc2, vc2 = decode_kernel.untiled_keys(kc, t_new).clone(), vc.clone()  # (A, H, Tnew, D) for the PyTorch path
+    for t in (0, 3, 16, 17):
         qkv = torch.randn(a, 3 * c)
         out = pre.attend_fused(0, qkv, kc, vc, t, 0.3)  # (A, C)
         q, k, v = (z.view(a, 1, h, d).transpose(1, 2) for z in qkv.view(a, 1, 3 * c).split(c, dim=-1))
         kc2[:, :, t:t + 1], vc2[:, :, t:t + 1] = k, v
         ref = pre.attend(0, q, kc2[:, :, :t + 1], vc2[:, :, :t + 1], 0.3)  # (A, H, 1, D)
         torch.testing.assert_close(out, ref.transpose(1, 2).reshape(a, c), atol=1e-5, rtol=1e-5)
-        assert torch.equal(kc[:, :, : t + 1], kc2[:, :, : t + 1]) and torch.equal(vc[:, :, : t + 1], vc2[:, :, : t + 1])
+        assert torch.equal(decode_kernel.untiled_keys(kc, t + 1), kc2[:, :, : t + 1])
+        assert torch.equal(vc[:, :, : t + 1], vc2[:, :, : t + 1])
+
+
+def test_key_tiles_layout():
+    k = torch.randn(2, 3, 17, 4)  # (B, H, T, D)
+    kt = decode_kernel.key_tiles(k)  # (B, H, 2, D, 16)
+    assert kt.shape == (2, 3, 2, 4, 16) and decode_kernel.key_slots(16) == 16 and decode_kernel.key_slots(1) == 16
+    assert torch.equal(kt[:, :, 1, :, 0], k[:, :, 16]) and torch.equal(kt[:, :, 0, 2, 5], k[:, :, 5, 2])
+    assert not kt[:, :, 1, :, 1:].any() and torch.equal(decode_kernel.untiled_keys(kt, 17), k)
 
 
 @needs_kernel
@@ -73,14 +84,14 @@ def test_sampler_gives_the_same_rollout_with_and_without_the_kernel(tiny, monkey
 def test_kernel_is_skipped_where_it_does_not_apply(monkeypatch):
     kv = [(torch.zeros(1, 1, 3, 2),) * 2]  # one group, one head, 3 prompt slots, head size 2
     right_padded = SharedPrefix(kv, torch.tensor([[1, 1, 0]]), 2)
-    assert not right_padded.fused(torch.zeros(2, 1, 4, 2))  # only left-padded prompts
+    assert not right_padded.kernel_pays(2, 4, torch.float32, "cpu")  # only left-padded prompts
     if decode_kernel.available():  # a large batch with several threads stays on PyTorch's ops
         pre = SharedPrefix(kv, torch.ones(1, 3, dtype=torch.long), 2)
         monkeypatch.setattr(shared_prefix, "DECODE_KERNEL_MAX_KV", 2 * 1 * (3 + 4) * 2 - 1)
         torch.set_num_threads(2)
-        assert not pre.fused(torch.zeros(2, 1, 4, 2)) and not pre.fused(torch.zeros(2, 1, 4, 2).bfloat16())
+        assert not pre.kernel_pays(2, 4, torch.float32, "cpu") and not pre.kernel_pays(2, 4, torch.bfloat16, "cpu")
         torch.set_num_threads(1)
-        assert pre.fused(torch.zeros(2, 1, 4, 2))
+        assert pre.kernel_pays(2, 4, torch.float32, "cpu") and not pre.kernel_pays(2, 4, torch.bfloat16, "cpu")
     monkeypatch.setattr(decode_kernel, "_LIB", None)
     monkeypatch.setenv("CC", "/nonexistent/cc")
     assert not decode_kernel.available()  # no compiler: the sampler keeps its PyTorch ops

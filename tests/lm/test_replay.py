@@ -29,8 +29,9 @@ def _rollout(model, keep: bool, compact_fraction: float = 0.25):
 
 @needs_kernel
 @pytest.mark.parametrize("compact_fraction", [0.25, 1.0])  # finished rows dropped from the batch, or fed on
-def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(one_thread, compact_fraction):
-    model = random_model(None, seed=3, vocab_size=13, n_layer=2, n_embd=32, n_head=4, n_positions=64).eval()
+@pytest.mark.parametrize("width,heads", [(32, 4), (128, 2)])  # head size 8; 64, the decode attention's vector path
+def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(one_thread, compact_fraction, width, heads):
+    model = random_model(None, seed=3, vocab_size=13, n_layer=2, n_embd=width, n_head=heads, n_positions=64).eval()
     with torch.no_grad():
         model.lm_head.weight[2] += 0.3  # the stop token is drawn now and then: rows of different lengths
     roll = _rollout(model, True, compact_fraction)
@@ -39,7 +40,8 @@ def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(one_thread, com
     assert len(set(roll.lengths.tolist())) > 1  # some rows stopped early
     g, w = roll.group_size, roll.completion_mask.float()
     args = (model, roll.prompt_ids[::g], roll.prompt_mask[::g], roll.completion_ids, g, 1.0, True, True)
-    params = [model.transformer.h[0].attn.c_attn.weight, model.transformer.h[1].mlp.c_fc.bias, model.lm_head.weight]
+    params = [model.transformer.h[0].attn.c_attn.weight, model.transformer.h[1].mlp.c_fc.bias, model.lm_head.weight,
+              model.transformer.wpe.weight]
     out = {}
     for name, k in (("recomputed", None), ("kept", kept)):
         lp, ent = grouped_logprobs(*args, kept=k)

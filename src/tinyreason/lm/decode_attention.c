@@ -8,58 +8,205 @@
  * transposes) whose per-op cost dominates decoding of small models on a CPU core; see
  * tinyreason/lm/decode_kernel.py. Compiled at first use with -O3 -march=native -ffast-math:
  * no infinity or NaN is produced here (masked slots are skipped, not set to -inf).
+ *
+ * Keys are stored in tiles of 16 transposed keys, (T16 / 16, D, 16) per row and head for the
+ * generated ones and per group and head for the prompt's (T16: slots rounded up to 16, the ones
+ * past those written finite), values as (T, D): a score is then a multiply-add over D of 16 keys
+ * at once, the G rows of a group read each prompt key and value once for all of them (a register
+ * block of rows x keys), and each tile is one contiguous 4 KiB read, where a dot product per key
+ * and row ended in a horizontal sum each time. Other head sizes than 64 (every GPT-2's) take plain
+ * loops on the same layout.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-static float dot(const float *x, const float *y, int64_t n) {
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n; i++) acc += x[i] * y[i];  /* vectorized: -ffast-math reassociates */
-    return acc;
+typedef float v16 __attribute__((vector_size(64)));
+
+static inline v16 ld(const float *p) { v16 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+static inline void st(float *p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+#if defined(__AVX512F__)
+#define KB 2 /* 16-key vectors per block of prompt scores: R rows x KB accumulators in registers */
+#define PR 4 /* rows per block of the prompt's value sum: PR x 4 accumulators (head size 64) */
+#else
+#define KB 1
+#define PR 2
+#endif
+#define RB 8 /* rows of one group that share a pass over its prompt keys */
+#define HD 64 /* the head size of the vectorized path */
+#define TILE(j, d, D) (((j) / 16) * (D) * 16 + (d) * 16 + (j) % 16) /* key j, feature d in a row's tiles */
+
+/* s[r * ls + j] = q[r] . key j (q[r] = q + r * HD) for the 16-key tiles j in [j, j1) of kt, R rows
+ * sharing the keys: each key vector loaded once for R rows; VB tiles at a time */
+#define SCORES(R, VB)                                                                                        \
+    static void scores_##R##_##VB(const float *q, const float *kt, int64_t j, int64_t j1, float *s,         \
+                                  int64_t ls) {                                                              \
+        for (; j + 16 * VB <= j1; j += 16 * VB) {                                                            \
+            v16 a[R][VB];                                                                                    \
+            for (int r = 0; r < R; r++)                                                                      \
+                for (int b = 0; b < VB; b++) a[r][b] = (v16){0};                                             \
+            for (int d = 0; d < HD; d++) {                                                                   \
+                v16 k[VB];                                                                                   \
+                for (int b = 0; b < VB; b++) k[b] = ld(kt + (j / 16 + b) * HD * 16 + d * 16);               \
+                for (int r = 0; r < R; r++) {                                                                \
+                    const float qd = q[r * HD + d];                                                          \
+                    for (int b = 0; b < VB; b++) a[r][b] += qd * k[b];                                       \
+                }                                                                                            \
+            }                                                                                                \
+            for (int r = 0; r < R; r++)                                                                      \
+                for (int b = 0; b < VB; b++) st(s + r * ls + j + 16 * b, a[r][b]);                           \
+        }                                                                                                    \
+        if (VB > 1 && j < j1) scores_##R##_1(q, kt, j, j1, s, ls);                                          \
+    }
+SCORES(1, 1) SCORES(2, 1) SCORES(3, 1) SCORES(4, 1) SCORES(5, 1) SCORES(6, 1) SCORES(7, 1) SCORES(8, 1)
+#if KB > 1
+SCORES(1, 2) SCORES(2, 2) SCORES(3, 2) SCORES(4, 2) SCORES(5, 2) SCORES(6, 2) SCORES(7, 2) SCORES(8, 2)
+#define SC(R) scores_##R##_2
+#else
+#define SC(R) scores_##R##_1
+#endif
+SCORES(1, 4) /* one row's own keys: four independent sums hide the multiply-add latency */
+
+typedef void (*scores_fn)(const float *, const float *, int64_t, int64_t, float *, int64_t);
+static const scores_fn SCORES_R[RB + 1] = {0, SC(1), SC(2), SC(3), SC(4), SC(5), SC(6), SC(7), SC(8)};
+
+/* o[r] += sum over j in [j0, j1) of w[r * lw + j] * v[j] for R rows sharing values v (T, HD) */
+#define PV(R)                                                                                            \
+    static void pv_##R(const float *w, int64_t lw, const float *v, int64_t j0, int64_t j1, v16 (*o)[4]) { \
+        v16 a[R][4];                                                                                     \
+        for (int r = 0; r < R; r++)                                                                      \
+            for (int c = 0; c < 4; c++) a[r][c] = (v16){0};                                              \
+        for (int64_t j = j0; j < j1; j++) {                                                              \
+            v16 x[4];                                                                                    \
+            for (int c = 0; c < 4; c++) x[c] = ld(v + j * HD + 16 * c);                                  \
+            for (int r = 0; r < R; r++) {                                                                \
+                const float wr = w[r * lw + j];                                                          \
+                for (int c = 0; c < 4; c++) a[r][c] += wr * x[c];                                        \
+            }                                                                                            \
+        }                                                                                                \
+        for (int r = 0; r < R; r++)                                                                      \
+            for (int c = 0; c < 4; c++) o[r][c] += a[r][c];                                              \
+    }
+PV(1) PV(2) PV(3) PV(4)
+
+typedef void (*pv_fn)(const float *, int64_t, const float *, int64_t, int64_t, v16 (*)[4]);
+static const pv_fn PV_R[5] = {0, pv_1, pv_2, pv_3, pv_4};
+
+/* e^(s - max) in place over s[p0, p1) and s[g0, g1) (both parts of one row), returning their sum;
+ * *lse = the log-sum-exp of the scores */
+static float softmax_parts(float *s, int64_t p0, int64_t p1, int64_t g0, int64_t g1, float *lse) {
+    float m = -3.0e38f, sum = 0.0f;
+    for (int64_t j = p0; j < p1; j++) m = s[j] > m ? s[j] : m;
+    for (int64_t j = g0; j < g1; j++) m = s[j] > m ? s[j] : m;
+    for (int64_t j = p0; j < p1; j++) { s[j] = expf(s[j] - m); sum += s[j]; }
+    for (int64_t j = g0; j < g1; j++) { s[j] = expf(s[j] - m); sum += s[j]; }
+    *lse = m + logf(sum);
+    return sum;
 }
 
-int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D,
-                     float *kc, float *vc, int64_t tcap, int64_t t,
-                     const float *kp, const float *vp, int64_t P,
-                     const int64_t *grp, const int64_t *pstart, float scale, float *out) {
+/* head size 64: rows in runs of one group, RB at a time, every head */
+static int attend64(const float *qkv, int64_t A, int64_t H, const float *kc, int64_t ldk, const float *vc,
+                    int64_t tcap, int64_t t, const float *kp, int64_t ldp, const float *vp, int64_t P,
+                    const int64_t *grp, const int64_t *pstart, float scale, float *out, float *lse) {
+    const int64_t C = H * HD, ls = ldp + ldk, ng = (t + 16) / 16 * 16;  /* generated keys in 16-blocks */
+    float *s = (float *)malloc(sizeof(float) * (size_t)(RB * ls + RB * HD));
+    if (!s) return 1;
+    float *q = s + RB * ls, inv[RB];
+    for (int64_t a0 = 0; a0 < A;) {
+        const int64_t g = grp[a0], p0 = pstart[g];
+        int64_t m = 1;
+        while (m < RB && a0 + m < A && grp[a0 + m] == g) m++;
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t r = 0; r < m; r++)
+                for (int64_t d = 0; d < HD; d++) q[r * HD + d] = qkv[(a0 + r) * 3 * C + h * HD + d] * scale;
+            const float *kpt = kp + (g * H + h) * HD * ldp, *vph = vp + (g * H + h) * P * HD;
+            SCORES_R[m](q, kpt, p0 / 16 * 16, ldp, s, ls);  /* prompt part: s[r][0, ldp) */
+            for (int64_t r = 0; r < m; r++) {
+                const int64_t row = (a0 + r) * H + h;
+                scores_1_4(q + r * HD, kc + row * HD * ldk, 0, ng, s + r * ls + ldp, ls);
+                float l;
+                inv[r] = 1.0f / softmax_parts(s + r * ls, p0, P, ldp, ldp + t + 1, &l);
+                if (lse) lse[(a0 + r) * H + h] = l;
+            }
+            v16 o[RB][4];
+            for (int64_t r = 0; r < m; r++)
+                for (int c = 0; c < 4; c++) o[r][c] = (v16){0};
+            for (int64_t r = 0; r < m; r += PR) {
+                const int64_t n = m - r < PR ? m - r : PR;
+                PV_R[n](s + r * ls, ls, vph, p0, P, o + r);  /* the group's prompt values, once per PR rows */
+            }
+            for (int64_t r = 0; r < m; r++) {
+                const int64_t row = (a0 + r) * H + h;
+                pv_1(s + r * ls + ldp, ls, vc + row * tcap * HD, 0, t + 1, o + r);  /* the row's own values */
+                for (int c = 0; c < 4; c++) st(out + (a0 + r) * C + h * HD + 16 * c, o[r][c] * inv[r]);
+            }
+        }
+        a0 += m;
+    }
+    free(s);
+    return 0;
+}
+
+/* any head size: the same math in plain loops, one row and head at a time */
+static int attend_any(const float *qkv, int64_t A, int64_t H, int64_t D, const float *kc, int64_t ldk,
+                      const float *vc, int64_t tcap, int64_t t, const float *kp, int64_t ldp, const float *vp,
+                      int64_t P, const int64_t *grp, const int64_t *pstart, float scale, float *out, float *lse) {
     const int64_t C = H * D;
     float *s = (float *)malloc(sizeof(float) * (size_t)(P + t + 1));
-    float *q = (float *)malloc(sizeof(float) * (size_t)D);
-    if (!s || !q) { free(s); free(q); return 1; }
+    if (!s) return 1;
     for (int64_t a = 0; a < A; a++) {
         const int64_t g = grp[a], p0 = pstart[g];
         for (int64_t h = 0; h < H; h++) {
-            const float *src = qkv + a * 3 * C + h * D;  /* q, then k at +C, v at +2C */
-            float *kr = kc + ((a * H + h) * tcap) * D, *vr = vc + ((a * H + h) * tcap) * D;
-            const float *kpr = kp + ((g * H + h) * P) * D, *vpr = vp + ((g * H + h) * P) * D;
-            for (int64_t d = 0; d < D; d++) {
-                q[d] = src[d] * scale;
-                kr[t * D + d] = src[C + d];
-                vr[t * D + d] = src[2 * C + d];
+            const float *q = qkv + a * 3 * C + h * D;
+            const float *kpt = kp + (g * H + h) * D * ldp, *vph = vp + (g * H + h) * P * D;
+            const float *kct = kc + (a * H + h) * D * ldk, *vch = vc + (a * H + h) * tcap * D;
+            for (int64_t j = p0; j < P; j++) {
+                float acc = 0.0f;
+                for (int64_t d = 0; d < D; d++) acc += q[d] * kpt[TILE(j, d, D)];
+                s[j - p0] = acc * scale;
             }
-            float m = -3.0e38f;
-            int64_t n = 0;
-            for (int64_t j = p0; j < P; j++) { s[n] = dot(q, kpr + j * D, D); m = s[n] > m ? s[n] : m; n++; }
-            for (int64_t j = 0; j <= t; j++) { s[n] = dot(q, kr + j * D, D); m = s[n] > m ? s[n] : m; n++; }
-            float sum = 0.0f;
-            for (int64_t j = 0; j < n; j++) { s[j] = expf(s[j] - m); sum += s[j]; }
+            for (int64_t j = 0; j <= t; j++) {
+                float acc = 0.0f;
+                for (int64_t d = 0; d < D; d++) acc += q[d] * kct[TILE(j, d, D)];
+                s[P - p0 + j] = acc * scale;
+            }
+            const int64_t n = P - p0 + t + 1;
+            float l;
+            const float inv = 1.0f / softmax_parts(s, 0, n, 0, 0, &l);
+            if (lse) lse[a * H + h] = l;
             float *o = out + a * C + h * D;
             for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
-            n = 0;
-            for (int64_t j = p0; j < P; j++, n++) {
-                const float w = s[n], *v = vpr + j * D;
-                for (int64_t d = 0; d < D; d++) o[d] += w * v[d];
-            }
-            for (int64_t j = 0; j <= t; j++, n++) {
-                const float w = s[n], *v = vr + j * D;
-                for (int64_t d = 0; d < D; d++) o[d] += w * v[d];
-            }
-            const float inv = 1.0f / sum;
+            for (int64_t j = p0; j < P; j++)
+                for (int64_t d = 0; d < D; d++) o[d] += s[j - p0] * vph[j * D + d];
+            for (int64_t j = 0; j <= t; j++)
+                for (int64_t d = 0; d < D; d++) o[d] += s[P - p0 + j] * vch[j * D + d];
             for (int64_t d = 0; d < D; d++) o[d] *= inv;
         }
     }
     free(s);
-    free(q);
     return 0;
+}
+
+/* qkv (A, 3C) this step's q|k|v; kc (A, H, ldk / 16, D, 16) generated keys in tiles, vc (A, H, tcap, D)
+ * generated values, this step's written at slot t; kp (B, H, ldp / 16, D, 16) the prompt keys in tiles,
+ * vp (B, H, P, D) its values; grp (A,) each row's group, ascending; pstart (B,) each group's first
+ * real prompt slot; out (A, C); lse (A, H) or NULL: each softmax's log-sum-exp (of the scaled
+ * scores), what a flash-attention backward takes. Returns 1 when scratch memory cannot be had, else 0. */
+int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D, float *kc, int64_t ldk, float *vc,
+                     int64_t tcap, int64_t t, const float *kp, int64_t ldp, const float *vp, int64_t P,
+                     const int64_t *grp, const int64_t *pstart, float scale, float *out, float *lse) {
+    const int64_t C = H * D;
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *src = qkv + a * 3 * C + h * D;  /* q, then k at +C, v at +2C */
+            float *kct = kc + (a * H + h) * D * ldk, *vr = vc + ((a * H + h) * tcap + t) * D;
+            for (int64_t d = 0; d < D; d++) {
+                kct[TILE(t, d, D)] = src[C + d];
+                vr[d] = src[2 * C + d];
+            }
+        }
+    if (D == HD && ldk % 16 == 0 && ldp % 16 == 0)
+        return attend64(qkv, A, H, kc, ldk, vc, tcap, t, kp, ldp, vp, P, grp, pstart, scale, out, lse);
+    return attend_any(qkv, A, H, D, kc, ldk, vc, tcap, t, kp, ldp, vp, P, grp, pstart, scale, out, lse);
 }

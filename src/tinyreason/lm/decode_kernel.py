@@ -72,7 +72,8 @@ def _compile():
         lib = ctypes.CDLL(str(so))  # loaded: the file may go (Linux keeps the mapping)
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.decode_attention.restype = ctypes.c_int
-    lib.decode_attention.argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ctypes.c_float, ptr]
+    lib.decode_attention.argtypes = [ptr, i64, i64, i64, ptr, i64, ptr, i64, i64, ptr, i64, ptr, i64, ptr, ptr,
+                                     ctypes.c_float, ptr, ptr]
     lib.decode_panel_width.restype = ctypes.c_int64
     lib.decode_panel_width.argtypes = []
     lib.decode_linear.restype = None
@@ -87,7 +88,8 @@ def _compile():
     lib.sample_rows.argtypes = [ptr, i64, i64, ctypes.c_float, ptr, ptr, ptr]
     lib.decode_step.restype = ctypes.c_int
     lib.decode_step.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_float, ctypes.c_int,
-                                ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ctypes.c_int]
+                                ptr, i64, ptr, i64, i64, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64,
+                                ctypes.c_int]
     lib.gelu_tanh_backward.argtypes = [ptr, ptr, i64, ptr]
     return lib
 
@@ -240,24 +242,49 @@ def linear(x: torch.Tensor, w: Panels, b: torch.Tensor | None = None, gelu: str 
     return y.view(*x.shape[:-1], -1).to(x.dtype)
 
 
+def key_slots(t: int) -> int:
+    """Slots per row and head of the kernel's key tiles for t keys: t rounded up to 16."""
+    return -(-t // 16) * 16
+
+
+def key_tiles(k: torch.Tensor) -> torch.Tensor:
+    """Keys (..., T, D) in the kernel's layout (..., T16 / 16, D, 16): tiles of 16 transposed keys,
+    T16 = key_slots(T), zero past key T."""
+    *lead, t, d = k.shape
+    out = k.new_zeros(*lead, key_slots(t), d)
+    out[..., :t, :] = k
+    return out.view(*lead, -1, 16, d).transpose(-1, -2).contiguous()
+
+
+def untiled_keys(kt: torch.Tensor, t: int) -> torch.Tensor:
+    """The first t keys (..., t, D) of key tiles (..., T16 / 16, D, 16) (`key_tiles`' inverse)."""
+    *lead, nb, d, _ = kt.shape
+    return kt.transpose(-1, -2).reshape(*lead, nb * 16, d)[..., :t, :]
+
+
 def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: int, kp: torch.Tensor,
                      vp: torch.Tensor, grp: torch.Tensor, pstart: torch.Tensor, scale: float) -> torch.Tensor:
     """Attention output (A, C) of one decode step, all fp32 CPU contiguous tensors:
-    qkv (A, 3C) the step's q|k|v; kc, vc (A, H, Tcap, D) generated-token caches, the new k, v
-    written at slot t, attending to slots [0, t]; kp, vp (B, H, P, D) prompt K/V per group;
-    grp (A,) int64 group of each row; pstart (B,) int64 first real (non-padding) prompt slot."""
+    qkv (A, 3C) the step's q|k|v; vc (A, H, Tcap, D) and kc (A, H, key_slots(Tcap) / 16, D, 16)
+    the generated-token values and keys (in tiles, `key_tiles`), the new v, k written at slot t,
+    attending to slots [0, t] (other slots finite); vp (B, H, P, D) and kp (B, H, key_slots(P) / 16,
+    D, 16) the prompt values and keys per group; grp (A,) int64 group of each row (ascending);
+    pstart (B,) int64 first real (non-padding) prompt slot."""
     if not _loaded():
         raise RuntimeError("the decode attention kernel is not available here (see decode_kernel.available)")
-    a, h, tcap, d = kc.shape
+    a, h, tcap, d = vc.shape
+    b, _, p, _ = vp.shape
     for x in (qkv, kc, vc, kp, vp):
         if x.dtype != torch.float32 or x.device.type != "cpu" or not x.is_contiguous():
             raise ValueError("decode_attention takes contiguous float32 CPU tensors")
-    if qkv.shape != (a, 3 * h * d) or grp.shape != (a,) or not 0 <= t < tcap:
+    if (qkv.shape != (a, 3 * h * d) or grp.shape != (a,) or not 0 <= t < tcap
+            or kc.shape != (a, h, key_slots(tcap) // 16, d, 16) or kp.shape != (b, h, key_slots(p) // 16, d, 16)):
         raise ValueError("decode_attention: inconsistent shapes")
     grp, pstart = grp.contiguous().to(torch.int64), pstart.contiguous().to(torch.int64)
     out = torch.empty(a, h * d, dtype=torch.float32)  # (A, C)
-    rc = _LIB.decode_attention(qkv.data_ptr(), a, h, d, kc.data_ptr(), vc.data_ptr(), tcap, t, kp.data_ptr(), vp.data_ptr(),
-             kp.shape[2], grp.data_ptr(), pstart.data_ptr(), scale, out.data_ptr())
+    rc = _LIB.decode_attention(qkv.data_ptr(), a, h, d, kc.data_ptr(), key_slots(tcap), vc.data_ptr(), tcap, t,
+                               kp.data_ptr(), key_slots(p), vp.data_ptr(), p, grp.data_ptr(), pstart.data_ptr(), scale,
+                               out.data_ptr(), None)
     if rc:
         raise MemoryError("decode_attention: out of memory")
     return out
@@ -292,16 +319,18 @@ class Step:
 
     def __call__(self, ids, pos, cache, t: int, kp, grp, pstart, keep=None, rows=None) -> torch.Tensor:
         """Logits (A, V) fp32 of one decode step: ids, pos (A,) int64 the tokens and their position
-        ids; cache per layer (K, V) each (A, H, Tcap, D), this step's K/V written at slot t; kp per
-        layer the prompt (K, V) each (B, H, P, D); grp (A,), pstart (B,) as in `decode_attention`.
+        ids; cache per layer the generated (K, V), kp per layer the prompt's (K, V), in
+        `decode_attention`'s layouts, this step's K/V written at slot t; grp (A,), pstart (B,) as there.
         keep: a `replay.Activations` whose stores get this token's linear outputs, row a at
         [rows[a], t] (rows (A,) int64: each active row's batch row)."""
         ids, pos = ids.contiguous().to(torch.int64), pos.contiguous().to(torch.int64)
-        a, n = ids.shape[0], self.n_layer
-        tcap, p = cache[0][0].shape[2], kp[0][0].shape[2]
-        for z in (*(x for kv in cache for x in kv), *(x for kv in kp for x in kv)):
-            if z.dtype != torch.float32 or not z.is_contiguous() or z.shape[0] not in (a, pstart.shape[0]):
-                raise ValueError("decode_kernel.Step: caches must be contiguous float32 (rows, H, T, D)")
+        a, n, h, d = ids.shape[0], self.n_layer, self.n_head, self.d_model // self.n_head
+        b, tcap, p = pstart.shape[0], cache[0][1].shape[2], kp[0][1].shape[2]
+        shapes = ([(a, h, key_slots(tcap) // 16, d, 16), (a, h, tcap, d)] * n
+                  + [(b, h, key_slots(p) // 16, d, 16), (b, h, p, d)] * n)
+        for z, shape in zip([x for kv in (*cache, *kp) for x in kv], shapes, strict=True):
+            if z.dtype != torch.float32 or not z.is_contiguous() or z.shape != shape:
+                raise ValueError("decode_kernel.Step: caches must be contiguous float32 in decode_attention's layouts")
         arr = ctypes.c_void_p * n
         kc, vc = arr(*[k.data_ptr() for k, _ in cache]), arr(*[v.data_ptr() for _, v in cache])
         kpp, vpp = arr(*[k.data_ptr() for k, _ in kp]), arr(*[v.data_ptr() for _, v in kp])
@@ -311,12 +340,13 @@ class Step:
         if keep is not None:
             rows = rows.contiguous().to(torch.int64)
             stores = keep.stores()
-            if len(stores) != 4 * n + 1 or rows.shape != (a,) or t >= keep.capacity:
+            if len(stores) != 6 * n + 1 or rows.shape != (a,) or t >= keep.capacity:
                 raise ValueError("decode_kernel.Step: activation stores do not fit this model or step")
             keep_ptrs, tkeep = (ctypes.c_void_p * len(stores))(*[z.data_ptr() for z in stores]), keep.capacity
         rc = _LIB.decode_step(ids.data_ptr(), pos.data_ptr(), a, self.d_model, self.n_head, n, self.d_inner,
                               self.head.out_features, self.wte.data_ptr(), self.wpe.data_ptr(), self.ptrs, self.scales,
-                              self.eps, self.gelu, kc, vc, tcap, t, kpp, vpp, p, grp.data_ptr(), pstart.data_ptr(),
+                              self.eps, self.gelu, kc, key_slots(tcap), vc, tcap, t, kpp, key_slots(p), vpp, p,
+                              grp.data_ptr(), pstart.data_ptr(),
                               self.lnf[0].data_ptr(), self.lnf[1].data_ptr(), self.head.panels.data_ptr(),
                               logits.data_ptr(), keep_ptrs, None if keep is None else rows.data_ptr(), tkeep,
                               int(self.bf16))

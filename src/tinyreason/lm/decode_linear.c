@@ -24,19 +24,23 @@ typedef float vec __attribute__((vector_size(PW * 4)));
 
 static inline vec loadv(const float *p) { vec v; __builtin_memcpy(&v, p, sizeof v); return v; }
 
-float gelu_tanh_scalar(float x); /* gelu.c, compiled into the same library */
+void gelu_tanh(const float *x, int64_t n, float *y); /* gelu.c, compiled into the same library */
 
 int64_t decode_panel_width(void) { return PW; }
 
-static inline float act(float x, int gelu) {
-    if (gelu == 1) return gelu_tanh_scalar(x);
-    if (gelu == 2) return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
-    return x;
+/* x (n,) = act(x) in place: gelu 1 with gelu.c's vectorized loop, 2 with erff, 0 nothing. Run over a
+ * whole output after its GEMM, not per element in the epilogue: a call per element to gelu.c's
+ * function computed one scalar expf at a time (Zen 4: c_fc with its tanh-GELU took as long as the
+ * other three block linears together in the small model's decode step) */
+void decode_act(float *x, int64_t n, int gelu) {
+    if (gelu == 1) gelu_tanh(x, n, x);
+    if (gelu == 2)
+        for (int64_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
 }
 
-/* yr[j] = act(col[j] + bias[j]) for the nw columns of one row's panel (bias may be NULL) */
-static inline void finish(const float *col, int64_t nw, const float *bias, int gelu, float *yr) {
-    for (int64_t j = 0; j < nw; j++) yr[j] = act(col[j] + (bias ? bias[j] : 0.0f), gelu);
+/* yr[j] = col[j] + bias[j] for the nw columns of one row's panel (bias may be NULL) */
+static inline void finish(const float *col, int64_t nw, const float *bias, float *yr) {
+    for (int64_t j = 0; j < nw; j++) yr[j] = col[j] + (bias ? bias[j] : 0.0f);
 }
 
 #define PREFETCH (64 * PW) /* floats ahead in the panel (2 KiB at PW 8: best of 0, 256, 512, 1024 on Zen 3) */
@@ -71,15 +75,11 @@ void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, in
             BLOCKS[rows](x + r0 * K, K, w, acc);
             for (int64_t r = 0; r < rows; r++) {
                 __builtin_memcpy(col, &acc[r], sizeof col);
-                finish(col, nw, bias ? bias + n0 : 0, gelu, y + (r0 + r) * N + n0);
+                finish(col, nw, bias ? bias + n0 : 0, y + (r0 + r) * N + n0);
             }
         }
     }
-}
-
-/* x (n,) = act(x) in place: the activation decode_linear fuses, for callers that keep the pre-activation */
-void decode_act(float *x, int64_t n, int gelu) {
-    for (int64_t i = 0; i < n; i++) x[i] = act(x[i], gelu);
+    decode_act(y, M * N, gelu);
 }
 
 /* The same for bf16 weights on CPUs with AVX512-BF16 (vdpbf16ps: 16 fp32 lanes, each += the
@@ -136,11 +136,12 @@ int decode_linear_bf16(const float *x, int64_t M, int64_t K, const uint16_t *pan
             BBLOCKS[rows](xp + r0 * K2, K2, w, acc);
             for (int64_t r = 0; r < rows; r++) {
                 _mm512_storeu_ps(col, acc[r]);
-                finish(col, nw, bias ? bias + n0 : 0, gelu, y + (r0 + r) * N + n0);
+                finish(col, nw, bias ? bias + n0 : 0, y + (r0 + r) * N + n0);
             }
         }
     }
     free(xb);
+    decode_act(y, M * N, gelu);
     return 0;
 }
 #else

@@ -7,11 +7,13 @@
  *
  * w holds 12 pointers per layer: ln_1 weight, bias; c_attn panels, bias; attn c_proj panels,
  * bias; ln_2 weight, bias; c_fc panels, bias; mlp c_proj panels, bias. kc, vc, kp, vp: one
- * pointer per layer (see decode_attention). gelu: decode_linear's code for the MLP activation.
- * keep (or NULL): 4 pointers per layer, then 1, to (N, tkeep, width) stores of the token's linear
- * outputs - c_attn (3C), attn c_proj (C), c_fc before its activation (F), mlp c_proj (C), then the
- * LM head's logits (V) - row a written at [rows[a], t]: the trainer's forward over the same tokens
- * takes them instead of recomputing them (tinyreason/lm/grouped.py).
+ * pointer per layer, keys transposed (see decode_attention). gelu: decode_linear's code for the
+ * MLP activation.
+ * keep (or NULL): 6 pointers per layer, then 1, to (N, tkeep, width) stores of the token's linear
+ * outputs and attention results - c_attn (3C), the attention output (C) and its log-sum-exp per
+ * head (H), attn c_proj (C), c_fc before its activation (F), mlp c_proj (C), then the LM head's
+ * logits (V) - row a written at [rows[a], t]: the trainer's forward over the same tokens takes
+ * them instead of recomputing them (tinyreason/lm/grouped.py).
  * bf16: the panels are decode_linear_bf16's (bf16 weights: each linear's input rounded to bf16,
  * fp32 accumulation) and wte holds bf16 values; everything else stays fp32 (residual stream, layer norms, attention, as
  * under bf16 autocast). Returns 1 when scratch memory cannot be had, else 0.
@@ -37,9 +39,9 @@ static int lin(int bf16, const float *x, int64_t M, int64_t K, const float *pane
     decode_linear(x, M, K, panels, N, bias, gelu, y);
     return 0;
 }
-int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D, float *kc, float *vc, int64_t tcap,
-                     int64_t t, const float *kp, const float *vp, int64_t P, const int64_t *grp,
-                     const int64_t *pstart, float scale, float *out);
+int decode_attention(const float *qkv, int64_t A, int64_t H, int64_t D, float *kc, int64_t ldk, float *vc,
+                     int64_t tcap, int64_t t, const float *kp, int64_t ldp, const float *vp, int64_t P,
+                     const int64_t *grp, const int64_t *pstart, float scale, float *out, float *lse);
 
 /* y (A, C) = layer norm of the rows of x (A, C): two passes (mean, then centred variance), as PyTorch */
 static void layer_norm(const float *x, int64_t A, int64_t C, const float *w, const float *b, float eps, float *y) {
@@ -78,16 +80,16 @@ static void keep_rows(const float *y, int64_t A, int64_t w, float *store, const 
 
 int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, int64_t H, int64_t L, int64_t F,
                 int64_t V, const float *wte, const float *wpe, const float *const *w, const float *scales,
-                float eps, int gelu, float *const *kc, float *const *vc, int64_t tcap, int64_t t,
-                const float *const *kp, const float *const *vp, int64_t P, const int64_t *grp,
+                float eps, int gelu, float *const *kc, int64_t ldk, float *const *vc, int64_t tcap, int64_t t,
+                const float *const *kp, int64_t ldp, const float *const *vp, int64_t P, const int64_t *grp,
                 const int64_t *pstart, const float *lnf_w, const float *lnf_b, const float *head, float *logits,
                 float *const *keep, const int64_t *rows, int64_t tkeep, int bf16) {
     const int64_t D = C / H;
-    float *const none[5] = {0, 0, 0, 0, 0};
-    /* scratch: residual stream x, normed / projected h, attention output, q|k|v, MLP hidden */
-    float *x = (float *)malloc(sizeof(float) * (size_t)(A * (3 * C + 3 * C + F)));
+    float *const none[6] = {0, 0, 0, 0, 0, 0};
+    /* scratch: residual stream x, normed / projected h, attention output, q|k|v, MLP hidden, log-sum-exps */
+    float *x = (float *)malloc(sizeof(float) * (size_t)(A * (3 * C + 3 * C + F + H)));
     if (!x) return 1;
-    float *h = x + A * C, *att = h + A * C, *qkv = att + A * C, *f = qkv + 3 * A * C;
+    float *h = x + A * C, *att = h + A * C, *qkv = att + A * C, *f = qkv + 3 * A * C, *lse = f + A * F;
     for (int64_t a = 0; a < A; a++)
         for (int64_t i = 0; i < C; i++) {
             float e;
@@ -101,31 +103,34 @@ int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, in
         }
     for (int64_t l = 0; l < L; l++) {
         const float *const *p = w + 12 * l;
-        float *const *k = keep ? keep + 4 * l : none;
+        float *const *k = keep ? keep + 6 * l : none;
         layer_norm(x, A, C, p[0], p[1], eps, h);
         if (lin(bf16, h, A, C, p[2], 3 * C, p[3], 0, qkv)) goto oom;  /* (A, 3C) */
         keep_rows(qkv, A, 3 * C, k[0], rows, tkeep, t);
-        if (decode_attention(qkv, A, H, D, kc[l], vc[l], tcap, t, kp[l], vp[l], P, grp, pstart, scales[l], att))
+        if (decode_attention(qkv, A, H, D, kc[l], ldk, vc[l], tcap, t, kp[l], ldp, vp[l], P, grp, pstart,
+                             scales[l], att, k[1] ? lse : 0))
             goto oom;
+        keep_rows(att, A, C, k[1], rows, tkeep, t);
+        keep_rows(lse, A, H, k[2], rows, tkeep, t);
         if (lin(bf16, att, A, C, p[4], C, p[5], 0, h)) goto oom;
-        keep_rows(h, A, C, k[1], rows, tkeep, t);
+        keep_rows(h, A, C, k[3], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
         layer_norm(x, A, C, p[6], p[7], eps, h);
-        if (k[2]) {  /* the pre-activation is kept: activation as a second pass */
+        if (k[4]) {  /* the pre-activation is kept: activation as a second pass */
             if (lin(bf16, h, A, C, p[8], F, p[9], 0, f)) goto oom;
-            keep_rows(f, A, F, k[2], rows, tkeep, t);
+            keep_rows(f, A, F, k[4], rows, tkeep, t);
             decode_act(f, A * F, gelu);
         } else {
             if (lin(bf16, h, A, C, p[8], F, p[9], gelu, f)) goto oom;  /* (A, F), activation fused */
         }
         if (lin(bf16, f, A, F, p[10], C, p[11], 0, h)) goto oom;
-        keep_rows(h, A, C, k[3], rows, tkeep, t);
+        keep_rows(h, A, C, k[5], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
     }
     layer_norm(x, A, C, lnf_w, lnf_b, eps, h);
     if (lin(bf16, h, A, C, head, V, 0, 0, logits)) goto oom;  /* (A, V) */
     if (keep) {
-        keep_rows(logits, A, V, keep[4 * L], rows, tkeep, t);
+        keep_rows(logits, A, V, keep[6 * L], rows, tkeep, t);
 #if defined(__SSE2__)
         _mm_sfence();  /* the streamed stores are ordered before what follows */
 #endif

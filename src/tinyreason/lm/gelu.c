@@ -24,9 +24,6 @@ void gelu_tanh(const float *x, int64_t n, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = gelu1(x[i]);
 }
 
-/* one value, for decode_linear.c's epilogue (one formula for both) */
-float gelu_tanh_scalar(float v) { return gelu1(v); }
-
 /* dx = g * gelu'(x) = g * (e r + 2 x e r^2 du/dx), du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2) */
 void gelu_tanh_backward(const float *g, const float *x, int64_t n, float *dx) {
     for (int64_t i = 0; i < n; i++) {

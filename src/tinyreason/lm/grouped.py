@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tinyreason.lm import onednn
 from tinyreason.lm.gpt2_ops import attention, attn_scale, heads, mlp_act
 from tinyreason.lm.grpo import logprobs_from_logits
-from tinyreason.lm.replay import Activations, kept_linear
+from tinyreason.lm.replay import Activations, kept_attention, kept_linear
 
 def grouped_logprobs(
     model,
@@ -88,23 +88,27 @@ def grouped_logprobs(
                         (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
     bp = b * p  # prompt rows first: computed; the completion rows' outputs may be kept ones
 
-    def lin(conv, x, i: int, j: int):  # linear j of block i
+    def lin(conv, x, i: int, j: int):  # the linear of block i whose output is kept at Activations index j
         return kept_linear(x, conv.weight.t(), conv.bias, None if kept is None else kept.layers[i][j], bp)
 
     for i, blk in enumerate(tr.h):
         scale = attn_scale(cfg, i)
-        qkv = lin(blk.attn.c_attn, blk.ln_1(x), i, 0)  # (B*P + N*T', 3C)
+        qkv = lin(blk.attn.c_attn, blk.ln_1(x), i, Activations.QKV)  # (B*P + N*T', 3C)
         q, k, v = qkv.split(c, dim=-1)
         qp, kp, vp = (heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
         qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
         ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
         k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
         v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T', D)
-        ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
+        if kept is None:
+            ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
+        else:  # the rollout's attention output; SDPA's backward
+            ac = kept_attention(qc, k_all, v_all, mask_c, scale, kept.layers[i][Activations.ATT][:, :t],
+                                kept.layers[i][Activations.LSE][:, :t])
         a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T', C)
-        x = x + lin(blk.attn.c_proj, a, i, 1)
-        h = lin(blk.mlp.c_fc, blk.ln_2(x), i, 2)
-        x = x + lin(blk.mlp.c_proj, mlp_act(cfg, blk)(h), i, 3)
+        x = x + lin(blk.attn.c_proj, a, i, Activations.PROJ)
+        h = lin(blk.mlp.c_fc, blk.ln_2(x), i, Activations.FC)
+        x = x + lin(blk.mlp.c_proj, mlp_act(cfg, blk)(h), i, Activations.OUT)
 
     # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1.
     # Rows: the N prompt ends first, then the N*T' completion positions (the layout of kept logits)

@@ -26,25 +26,30 @@ from tinyreason.lm import onednn
 
 
 class Activations:
-    """Per-token linear outputs of one rollout's decode steps, batch rows in sample order:
-    per layer (N, Tk, 3C), (N, Tk, C), (N, Tk, F), (N, Tk, C), then (N, Tk, V) logits; position
-    j holds what completion token j produced (Tk = max_new_tokens - 1: the last token is never
-    fed). fp32."""
+    """Per-token linear outputs and attention results of one rollout's decode steps, batch rows
+    in sample order: per layer c_attn (N, Tk, 3C), the attention output (N, Tk, C) and its
+    log-sum-exp per head (N, Tk, H), attn c_proj (N, Tk, C), c_fc before its activation
+    (N, Tk, F), mlp c_proj (N, Tk, C) (`QKV`, `ATT`, `LSE`, `PROJ`, `FC`, `OUT` index them); then
+    (N, Tk, V) logits. Position j holds what completion token j produced (Tk = max_new_tokens - 1:
+    the last token is never fed). fp32."""
+
+    QKV, ATT, LSE, PROJ, FC, OUT = range(6)
 
     def __init__(self, layers: list[tuple[torch.Tensor, ...]], logits: torch.Tensor):
         self.layers, self.logits = layers, logits
 
     @staticmethod
-    def empty(n: int, tk: int, c: int, f: int, v: int, n_layer: int) -> "Activations":
-        layers = [tuple(torch.empty(n, tk, w) for w in (3 * c, c, f, c)) for _ in range(n_layer)]
-        return Activations(layers, torch.empty(n, tk, v))
+    def empty(n: int, tk: int, c: int, h: int, f: int, v: int, n_layer: int) -> "Activations":
+        with torch.inference_mode(False):  # ordinary tensors even inside the sampler: autograd saves some
+            layers = [tuple(torch.empty(n, tk, w) for w in (3 * c, c, h, c, f, c)) for _ in range(n_layer)]
+            return Activations(layers, torch.empty(n, tk, v))
 
     @property
     def capacity(self) -> int:
         return self.logits.shape[1]
 
     def stores(self) -> list[torch.Tensor]:
-        """The stores in `decode_step.c`'s order: 4 per layer, then the logits."""
+        """The stores in `decode_step.c`'s order: 6 per layer, then the logits."""
         return [z for layer in self.layers for z in layer] + [self.logits]
 
     def clear_unwritten(self, lengths: torch.Tensor) -> None:
@@ -96,3 +101,31 @@ class KeptLinear(torch.autograd.Function):
         x, w = ctx.saved_tensors
         gx, gw, gb = onednn.linear_backward(gy, x, w, ctx.needs_input_grad[:3], ctx.has_bias)
         return gx, gw, gb, None, None
+
+
+def kept_attention(q, k, v, mask: torch.Tensor, scale: float, out: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T * scale, masked) v for q (N, H, T, D), k/v (N, H, S, D), mask (N, 1, T, S) bool,
+    given its result: out (N, T, H*D) and the softmaxes' log-sum-exps lse (N, T, H), as the
+    rollout's decode steps computed them -> (N, H, T, D). Backward: the CPU flash-attention
+    backward of `F.scaled_dot_product_attention` (PyTorch's own kernel) on these. fp32 CPU."""
+    n, h, t, d = q.shape
+    return KeptAttention.apply(q, k, v, mask, scale, out.view(n, t, h, d).transpose(1, 2), lse.transpose(1, 2))
+
+
+class KeptAttention(torch.autograd.Function):
+    """Attention whose forward result is given (`kept_attention`); the gradients are those of
+    SDPA's CPU flash kernel, which recomputes the softmax from q, k and the log-sum-exps."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, scale: float, out, lse):  # out (N, H, T, D), lse (N, H, T)
+        bias = torch.zeros(mask.shape, dtype=q.dtype).masked_fill_(~mask, float("-inf"))  # (N, 1, T, S)
+        ctx.save_for_backward(q, k, v, bias, out, lse)
+        ctx.scale = scale
+        return out.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        q, k, v, bias, out, lse = ctx.saved_tensors
+        gq, gk, gv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            g.contiguous(), q, k, v, out, lse, 0.0, False, attn_mask=bias, scale=ctx.scale)
+        return gq, gk, gv, None, None, None, None

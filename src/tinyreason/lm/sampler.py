@@ -207,14 +207,19 @@ class _GPT2:
             cached = _CASTS[model] = (key, _GPT2(model, dtype, rows, reuse, c_linear, step))
         return cached[1]
 
-    def new_cache(self, n: int, length: int, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Zeroed K/V buffers (N, H, Tmax, D) per layer. On CPU they are float32 even for bf16
-        weights: the small batched attention matmuls are 2-3x faster in fp32 there."""
-        c = self.d_model
-        shape = (n, self.n_head, length, c // self.n_head)  # (N, H, Tmax, D)
-        kv_dtype = torch.float32 if torch.device(device).type == "cpu" else self.dtype
-        return [(torch.zeros(shape, dtype=kv_dtype, device=device), torch.zeros(shape, dtype=kv_dtype, device=device))
-                for _ in self.layers]
+    def kv_dtype(self, device) -> torch.dtype:
+        """The K/V caches' dtype: on CPU float32 even for bf16 weights (the small batched
+        attention matmuls are 2-3x faster in fp32 there)."""
+        return torch.float32 if torch.device(device).type == "cpu" else self.dtype
+
+    def new_cache(self, n: int, length: int, device, kernel: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Zeroed K/V buffers (N, H, Tmax, D) per layer; `kernel`: the keys in the C decode
+        attention's layout instead, tiles of 16 transposed keys (`decode_kernel.key_tiles`)."""
+        h, d = self.n_head, self.d_model // self.n_head
+        kv_dtype = self.kv_dtype(device)
+        k_shape = (n, h, decode_kernel.key_slots(length) // 16, d, 16) if kernel else (n, h, length, d)
+        return [(torch.zeros(k_shape, dtype=kv_dtype, device=device),
+                 torch.zeros((n, h, length, d), dtype=kv_dtype, device=device)) for _ in self.layers]
 
     def forward(self, ids, pos, cache, start: int, key_ok, prefix: SharedPrefix | None = None, keep=None,
                 rows=None) -> torch.Tensor:
@@ -227,8 +232,8 @@ class _GPT2:
         With `prefix` (decode only), `cache` holds only the generated tokens' K/V and
         each row also attends to its group's one copy of the prompt K/V (`SharedPrefix`)."""
         n, s = ids.shape  # ids, pos: (N, S); key_ok: (N, Tmax) bool, False on padding and unwritten slots
-        if s == 1 and self.step is not None and prefix is not None and prefix.fused(cache[0][0]):
-            return self.step(ids[:, 0], pos[:, 0], cache, start, prefix.kv, prefix.row_group, prefix.pstart,
+        if s == 1 and self.step is not None and prefix is not None and prefix.kernel:
+            return self.step(ids[:, 0], pos[:, 0], cache, start, prefix.kernel_kv(), prefix.row_group, prefix.pstart,
                              keep, rows)  # (N, V)
         end = start + s
         c = self.d_model
@@ -246,7 +251,7 @@ class _GPT2:
             ok[:, end:] = False  # (N, Tmax) slots after this token are not written yet
             bias = torch.zeros(ok.shape, dtype=kv_dtype, device=ids.device).masked_fill_(~ok, float("-inf"))
             bias = bias[:, None, None, :]  # (N, 1, 1, Tmax)
-        fused = s == 1 and prefix is not None and prefix.fused(cache[0][0])  # decode attention in one C call
+        fused = s == 1 and prefix is not None and prefix.kernel  # decode attention in one C call
         for i, (layer, (kc, vc)) in enumerate(zip(self.layers, cache)):
             h = F.layer_norm(x, (c,), *layer["ln1"], self.eps)
             qkv = self.linear(h, *layer["qkv"]).to(kv_dtype)  # (N, S, 3C)
@@ -375,7 +380,9 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
         small = net.new_cache(b, p_len, device)
         logits = net.forward(p_ids, pos, small, 0, p_mask.bool()).repeat_interleave(g, 0)  # (N, V)
         prefix = SharedPrefix(small, p_mask, g)
-        cache = net.new_cache(n, t_new, device)  # (N, H, Tnew, D) per layer
+        if prefix.kernel_pays(n, t_new, net.kv_dtype(device), device):  # for the whole rollout: it sets the layout
+            prefix.use_kernel()
+        cache = net.new_cache(n, t_new, device, prefix.kernel)  # (N, H, Tnew, D) per layer
         key_ok, offset = None, 0
     else:  # reference path: every row prefills and attends to its own copy of the prompt
         cache = net.new_cache(n, p_len + t_new, device)
@@ -392,8 +399,10 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
     next_pos = p_mask.sum(-1).repeat_interleave(g, 0)  # (A,) position id of the next token
     done = torch.zeros(n, dtype=torch.bool, device=device)  # (A,) finished among active rows
     kept = None
-    if keep_activations and net.step is not None and not net.step.bf16 and prefix is not None and t_new > 1:
-        kept = Activations.empty(n, t_new - 1, net.d_model, net.step.d_inner, net.step.head.out_features, len(net.layers))
+    if keep_activations and net.step is not None and not net.step.bf16 and prefix is not None and prefix.kernel \
+            and t_new > 1:
+        kept = Activations.empty(n, t_new - 1, net.d_model, net.n_head, net.step.d_inner, net.step.head.out_features,
+                                 len(net.layers))
     for t in range(t_new):
         tok, lp = _pick(logits, temperature, top_k, top_p, generator)  # (A,), (A,)
         live = ~done
@@ -415,8 +424,6 @@ def _sample(model, prompts, num_samples, max_new_tokens, temperature, top_k, top
             if prefix is not None:
                 prefix.keep(active)
             done = done[keep]
-        if kept is not None and not prefix.fused(cache[0][0]):
-            kept = None  # this step runs per op: nothing is kept
         logits = net.forward(tok[:, None], next_pos[:, None], cache, offset + t, key_ok, prefix, kept, active)
         next_pos = next_pos + 1
     # a row is complete iff its last token is a stop token (it stopped there); else it hit the limit

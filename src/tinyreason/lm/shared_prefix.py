@@ -37,6 +37,8 @@ class SharedPrefix:
         self.row_group = torch.div(torch.arange(p_mask.shape[0] * g, device=p_mask.device), g, rounding_mode="floor")
         left_padded = not bool((p_mask[:, 1:] < p_mask[:, :-1]).any())
         self.pstart = (p_mask.shape[1] - p_mask.sum(-1)).contiguous() if left_padded else None  # (B',)
+        self.kernel = False  # decode attention in the C kernel (`use_kernel`)
+        self.kt: list[torch.Tensor] | None = None  # per layer the prompt keys in the kernel's layout
 
     def keep(self, active: torch.Tensor) -> None:
         """Rows `active` (original row ids, ascending) remain: drop groups with no active row."""
@@ -45,29 +47,42 @@ class SharedPrefix:
         if alive.numel() < self.groups.numel():
             held = torch.searchsorted(self.groups, alive)  # (B',) where those groups are held now
             self.kv = [(k[held], v[held]) for k, v in self.kv]
+            self.kt = None if self.kt is None else [k[held] for k in self.kt]
             self.bias, self.groups = self.bias[held], alive
             self.pstart = None if self.pstart is None else self.pstart[held]
         slot = local * self.g + active % self.g  # (A,)
         self.slot = None if slot.numel() == alive.numel() * self.g else slot
         self.row_group = local.contiguous()
 
-    def fused(self, kc: torch.Tensor) -> bool:
-        """True when `attend_fused` applies and pays: the C kernel is loaded, fp32 CPU tensors,
-        left-padded prompts, and one torch thread or a small batch. The kernel runs on one thread;
-        with two, PyTorch's ops caught up at ~9M K/V values per call (64 rows of GPT-2 124M),
-        while at GRPO's 8-16 rows (~1M) the kernel stayed 1.6-2.3x faster
-        (`benchmarks/decode_attention.py`)."""
-        if self.pstart is None or kc.device.type != "cpu" or kc.dtype != torch.float32:
+    def kernel_pays(self, rows: int, t_cap: int, dtype: torch.dtype, device) -> bool:
+        """True when the C kernel applies and pays for `rows` rows of up to `t_cap` generated
+        tokens in a `dtype` cache on `device`: the kernel is loaded, fp32 CPU tensors, left-padded
+        prompts, and one torch thread or a small batch. The kernel runs on one thread; with two,
+        PyTorch's ops caught up at ~9M K/V values per call (64 rows of GPT-2 124M), while at
+        GRPO's 8-16 rows (~1M) the kernel stayed 1.6-2.3x faster (`benchmarks/decode_attention.py`)."""
+        if self.pstart is None or torch.device(device).type != "cpu" or dtype != torch.float32:
             return False
-        a, h, t_cap, d = kc.shape
-        small = a * h * (self.kv[0][0].shape[2] + t_cap) * d <= DECODE_KERNEL_MAX_KV
+        _, h, p, d = self.kv[0][0].shape
+        small = rows * h * (p + t_cap) * d <= DECODE_KERNEL_MAX_KV
         return (small or torch.get_num_threads() == 1) and decode_kernel.available()
 
+    def use_kernel(self) -> None:
+        """Decode with `attend_fused` (or `decode_kernel.Step`) from now on: the prompt keys are
+        laid out for the kernel, and the caller's generated-token cache must be too (keys
+        in `decode_kernel.key_tiles`' layout). Decided once per rollout, as the cache layout is."""
+        self.kernel = True
+        self.kt = [decode_kernel.key_tiles(k) for k, _ in self.kv]  # (B, H, P16 / 16, D, 16) per layer
+
+    def kernel_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer the prompt's (keys, values) in `decode_kernel.decode_attention`'s layouts."""
+        return [(kt, v) for kt, (_, v) in zip(self.kt, self.kv)]
+
     def attend_fused(self, i: int, qkv, kc, vc, t: int, scale: float) -> torch.Tensor:
-        """`attend` and the cache write in one C call: qkv (A, 3C) of this step, kc/vc (A, H, Tnew, D)
-        the generated K/V, the new ones written at slot t -> (A, C)."""
-        kp, vp = self.kv[i]
-        return decode_kernel.decode_attention(qkv, kc, vc, t, kp, vp, self.row_group, self.pstart, scale)
+        """`attend` and the cache write in one C call (after `use_kernel`): qkv (A, 3C) of this step,
+        kc (A, H, T16 / 16, D, 16) / vc (A, H, Tnew, D) the generated keys (in tiles) and values, the new
+        ones written at slot t -> (A, C)."""
+        return decode_kernel.decode_attention(qkv, kc, vc, t, self.kt[i], self.kv[i][1], self.row_group, self.pstart,
+                                              scale)
 
     def attend(self, i: int, q, ks, vs, scale: float) -> torch.Tensor:
         """q (A, H, 1, D); ks, vs (A, H, t, D) the K/V of the t tokens generated so far -> (A, H, 1, D)."""
