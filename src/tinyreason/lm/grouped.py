@@ -50,8 +50,9 @@ def grouped_logprobs(
     The last completion token is not fed at all: its hidden state predicts nothing (a plain
     forward, TRL's, computes it and drops its logits), so every pass is T - 1 completion
     positions long. Logits are divided by `temperature` as in TRL. Position ids count real tokens.
-    kept: the rollout's own linear outputs for these completion rows (`replay.Activations`,
-    fp32 without autocast): the completion rows' forward GEMMs are taken from it, not run.
+    kept: the rollout's own linear outputs and attention results for these completion rows
+    (`replay.Activations`, fp32 without autocast): the completion rows' forward GEMMs and
+    attention are taken from it, not run.
     """
     cfg = model.config
     if model.training and max(cfg.attn_pdrop, cfg.resid_pdrop, cfg.embd_pdrop) > 0:
