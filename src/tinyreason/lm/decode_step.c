@@ -7,7 +7,7 @@
  *
  * w holds 12 pointers per layer: ln_1 weight, bias; c_attn panels, bias; attn c_proj panels,
  * bias; ln_2 weight, bias; c_fc panels, bias; mlp c_proj panels, bias. kc, vc, kp, vp: one
- * pointer per layer, keys transposed (see decode_attention). gelu: decode_linear's code for the
+ * pointer per layer, keys in tiles (see decode_attention). gelu: decode_linear's code for the
  * MLP activation.
  * keep (or NULL): 6 pointers per layer, then 1, to (N, tkeep, width) stores of the token's linear
  * outputs and attention results - c_attn (3C), the attention output (C) and its log-sum-exp per
@@ -116,13 +116,11 @@ int decode_step(const int64_t *ids, const int64_t *pos, int64_t A, int64_t C, in
         keep_rows(h, A, C, k[3], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];
         layer_norm(x, A, C, p[6], p[7], eps, h);
-        if (k[4]) {  /* the pre-activation is kept: activation as a second pass */
-            if (lin(bf16, h, A, C, p[8], F, p[9], 0, f)) goto oom;
-            keep_rows(f, A, F, k[4], rows, tkeep, t);
-            decode_act(f, A * F, gelu);
-        } else {
-            if (lin(bf16, h, A, C, p[8], F, p[9], gelu, f)) goto oom;  /* (A, F), activation fused */
-        }
+        /* (A, F): the pre-activation (kept where asked), then the activation in place - what the
+         * linear itself does when given the activation */
+        if (lin(bf16, h, A, C, p[8], F, p[9], 0, f)) goto oom;
+        keep_rows(f, A, F, k[4], rows, tkeep, t);
+        decode_act(f, A * F, gelu);
         if (lin(bf16, f, A, F, p[10], C, p[11], 0, h)) goto oom;
         keep_rows(h, A, C, k[5], rows, tkeep, t);
         for (int64_t i = 0; i < A * C; i++) x[i] += h[i];

@@ -88,6 +88,8 @@ def grouped_logprobs(
     mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                         (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
     bp = b * p  # prompt rows first: computed; the completion rows' outputs may be kept ones
+    if kept is not None:  # the same mask as an additive one, for the kept attention's backward (every layer)
+        bias_c = torch.zeros(mask_c.shape, dtype=x.dtype, device=dev).masked_fill_(~mask_c, float("-inf"))
 
     def lin(conv, x, i: int, j: int):  # the linear of block i whose output is kept at Activations index j
         return kept_linear(x, conv.weight.t(), conv.bias, None if kept is None else kept.layers[i][j], bp)
@@ -104,7 +106,7 @@ def grouped_logprobs(
         if kept is None:
             ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
         else:  # the rollout's attention output; SDPA's backward
-            ac = kept_attention(qc, k_all, v_all, mask_c, scale, kept.layers[i][Activations.ATT][:, :t],
+            ac = kept_attention(qc, k_all, v_all, bias_c, scale, kept.layers[i][Activations.ATT][:, :t],
                                 kept.layers[i][Activations.LSE][:, :t])
         a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T', C)
         x = x + lin(blk.attn.c_proj, a, i, Activations.PROJ)

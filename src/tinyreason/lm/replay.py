@@ -103,13 +103,14 @@ class KeptLinear(torch.autograd.Function):
         return gx, gw, gb, None, None
 
 
-def kept_attention(q, k, v, mask: torch.Tensor, scale: float, out: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T * scale, masked) v for q (N, H, T, D), k/v (N, H, S, D), mask (N, 1, T, S) bool,
-    given its result: out (N, T, H*D) and the softmaxes' log-sum-exps lse (N, T, H), as the
-    rollout's decode steps computed them -> (N, H, T, D). Backward: the CPU flash-attention
-    backward of `F.scaled_dot_product_attention` (PyTorch's own kernel) on these. fp32 CPU."""
+def kept_attention(q, k, v, bias: torch.Tensor, scale: float, out: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T * scale + bias) v for q (N, H, T, D), k/v (N, H, S, D), bias (N, 1, T, S)
+    additive (0 or -inf, q's dtype), given its result: out (N, T, H*D) and the softmaxes'
+    log-sum-exps lse (N, T, H), as the rollout's decode steps computed them -> (N, H, T, D).
+    Backward: the CPU flash-attention backward of `F.scaled_dot_product_attention` (PyTorch's own
+    kernel) on these. fp32 CPU."""
     n, h, t, d = q.shape
-    return KeptAttention.apply(q, k, v, mask, scale, out.view(n, t, h, d).transpose(1, 2), lse.transpose(1, 2))
+    return KeptAttention.apply(q, k, v, bias, scale, out.view(n, t, h, d).transpose(1, 2), lse.transpose(1, 2))
 
 
 class KeptAttention(torch.autograd.Function):
@@ -117,8 +118,7 @@ class KeptAttention(torch.autograd.Function):
     SDPA's CPU flash kernel, which recomputes the softmax from q, k and the log-sum-exps."""
 
     @staticmethod
-    def forward(ctx, q, k, v, mask, scale: float, out, lse):  # out (N, H, T, D), lse (N, H, T)
-        bias = torch.zeros(mask.shape, dtype=q.dtype).masked_fill_(~mask, float("-inf"))  # (N, 1, T, S)
+    def forward(ctx, q, k, v, bias, scale: float, out, lse):  # bias (N, 1, T, S), out (N, H, T, D), lse (N, H, T)
         ctx.save_for_backward(q, k, v, bias, out, lse)
         ctx.scale = scale
         return out.clone()
