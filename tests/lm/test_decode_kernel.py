@@ -1,6 +1,11 @@
 """The C decode kernels equal what they replace: the sampler's PyTorch shared-prefix attention and
 oneDNN's linears."""
 
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -266,3 +271,18 @@ def test_tanh_gelu_forward_and_backward_match_pytorch(monkeypatch):
     assert not decode_kernel.use_gelu(x.bfloat16())  # bf16 stays on PyTorch's kernel
     monkeypatch.setattr(decode_kernel, "GELU", False)
     assert type(tanh_gelu(x).grad_fn).__name__ == "GeluBackward0"
+
+
+@needs_kernel
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 compiler targets")
+def test_march_override_builds_the_kernels_for_that_target():
+    """$TINYREASON_MARCH replaces -march=native: baseline x86-64 (SSE2) gets 4-column panels and no
+    AVX512-BF16 kernel, and its kernels still give F.linear's result."""
+    code = ("import torch, torch.nn.functional as F; from tinyreason.lm import decode_kernel as d; "
+            "x, w, b = torch.randn(5, 24), torch.randn(10, 24), torch.randn(10); "
+            "err = (d.linear(x, d.Panels(w), b) - F.linear(x, w, b)).abs().max().item(); "
+            "print(d.panel_width(), d.bf16_native(), err < 1e-4)")
+    env = {**os.environ, "TINYREASON_MARCH": "x86-64"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["4", "False", "True"]

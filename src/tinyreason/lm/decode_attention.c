@@ -21,20 +21,34 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 ld(const float *p) { v16 v; __builtin_memcpy(&v, p, sizeof v); return v; }
-static inline void st(float *p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
-
 #if defined(__AVX512F__)
-#define KB 2 /* 16-key vectors per block of prompt scores: R rows x KB accumulators in registers */
-#define PR 4 /* rows per block of the prompt's value sum: PR x 4 accumulators (head size 64) */
-#else
+#define VW 16 /* floats per vector: one 512-bit register */
+#define KB 2 /* 16-key tiles per block of prompt scores: R rows x KB accumulators in registers */
+#define SR 8 /* rows per block of prompt scores */
+#define PR 4 /* rows per block of the prompt's value sum: PR x NC accumulators */
+#elif defined(__AVX__)
+/* 256-bit vectors. Vectors of 16 floats here (two registers each) made GCC 12 move every one
+ * through memory (x86-64-v3: the kernel ran 10x slower than the PyTorch ops it replaces), and the
+ * AVX-512 blocks' accumulators would not fit AVX2's 16 registers: halve the blocks. */
+#define VW 8
 #define KB 1
-#define PR 2
+#define SR 4
+#define PR 1
+#else
+#define VW 4 /* 128-bit vectors (SSE, NEON) */
+#define KB 1
+#define SR 2
+#define PR 1
 #endif
+typedef float vec __attribute__((vector_size(VW * 4)));
+
+static inline vec ld(const float *p) { vec v; __builtin_memcpy(&v, p, sizeof v); return v; }
+static inline void st(float *p, vec v) { __builtin_memcpy(p, &v, sizeof v); }
+
 #define RB 8 /* rows of one group that share a pass over its prompt keys */
 #define HD 64 /* the head size of the vectorized path */
+#define NC (HD / VW) /* vectors per head */
+#define TV (16 / VW) /* vectors per 16 keys of a tile */
 #define TILE(j, d, D) (((j) / 16) * (D) * 16 + (d) * 16 + (j) % 16) /* key j, feature d in a row's tiles */
 
 /* s[r * ls + j] = q[r] . key j (q[r] = q + r * HD) for the 16-key tiles j in [j, j1) of kt, R rows
@@ -43,55 +57,75 @@ static inline void st(float *p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
     static void scores_##R##_##VB(const float *q, const float *kt, int64_t j, int64_t j1, float *s,         \
                                   int64_t ls) {                                                              \
         for (; j + 16 * VB <= j1; j += 16 * VB) {                                                            \
-            v16 a[R][VB];                                                                                    \
+            vec a[R][VB * TV];                                                                               \
             for (int r = 0; r < R; r++)                                                                      \
-                for (int b = 0; b < VB; b++) a[r][b] = (v16){0};                                             \
+                for (int b = 0; b < VB * TV; b++) a[r][b] = (vec){0};                                        \
             for (int d = 0; d < HD; d++) {                                                                   \
-                v16 k[VB];                                                                                   \
-                for (int b = 0; b < VB; b++) k[b] = ld(kt + (j / 16 + b) * HD * 16 + d * 16);               \
+                vec k[VB * TV];                                                                              \
+                for (int b = 0; b < VB * TV; b++) k[b] = ld(kt + (j / 16 + b / TV) * HD * 16 + d * 16 + b % TV * VW); \
                 for (int r = 0; r < R; r++) {                                                                \
                     const float qd = q[r * HD + d];                                                          \
-                    for (int b = 0; b < VB; b++) a[r][b] += qd * k[b];                                       \
+                    for (int b = 0; b < VB * TV; b++) a[r][b] += qd * k[b];                                  \
                 }                                                                                            \
             }                                                                                                \
             for (int r = 0; r < R; r++)                                                                      \
-                for (int b = 0; b < VB; b++) st(s + r * ls + j + 16 * b, a[r][b]);                           \
+                for (int b = 0; b < VB * TV; b++) st(s + r * ls + j + VW * b, a[r][b]);                      \
         }                                                                                                    \
         if (VB > 1 && j < j1) scores_##R##_1(q, kt, j, j1, s, ls);                                          \
     }
-SCORES(1, 1) SCORES(2, 1) SCORES(3, 1) SCORES(4, 1) SCORES(5, 1) SCORES(6, 1) SCORES(7, 1) SCORES(8, 1)
+SCORES(1, 1) SCORES(2, 1) SCORES(3, 1) SCORES(4, 1)
+#if SR > 4
+SCORES(5, 1) SCORES(6, 1) SCORES(7, 1) SCORES(8, 1)
+#endif
 #if KB > 1
 SCORES(1, 2) SCORES(2, 2) SCORES(3, 2) SCORES(4, 2) SCORES(5, 2) SCORES(6, 2) SCORES(7, 2) SCORES(8, 2)
 #define SC(R) scores_##R##_2
 #else
 #define SC(R) scores_##R##_1
 #endif
-SCORES(1, 4) /* one row's own keys: four independent sums hide the multiply-add latency */
+/* one row's own keys: four vectors of independent sums hide the multiply-add latency */
+#if TV == 1
+SCORES(1, 4)
+#define SCORES_OWN scores_1_4
+#elif TV == 2
+SCORES(1, 2)
+#define SCORES_OWN scores_1_2
+#else
+#define SCORES_OWN scores_1_1
+#endif
 
 typedef void (*scores_fn)(const float *, const float *, int64_t, int64_t, float *, int64_t);
-static const scores_fn SCORES_R[RB + 1] = {0, SC(1), SC(2), SC(3), SC(4), SC(5), SC(6), SC(7), SC(8)};
+static const scores_fn SCORES_R[9] = {0, SC(1), SC(2), SC(3), SC(4),
+#if SR > 4
+                                       SC(5), SC(6), SC(7), SC(8)
+#endif
+};
 
 /* o[r] += sum over j in [j0, j1) of w[r * lw + j] * v[j] for R rows sharing values v (T, HD) */
 #define PV(R)                                                                                            \
-    static void pv_##R(const float *w, int64_t lw, const float *v, int64_t j0, int64_t j1, v16 (*o)[4]) { \
-        v16 a[R][4];                                                                                     \
+    static void pv_##R(const float *w, int64_t lw, const float *v, int64_t j0, int64_t j1, vec (*o)[NC]) { \
+        vec a[R][NC];                                                                                    \
         for (int r = 0; r < R; r++)                                                                      \
-            for (int c = 0; c < 4; c++) a[r][c] = (v16){0};                                              \
+            for (int c = 0; c < NC; c++) a[r][c] = (vec){0};                                             \
         for (int64_t j = j0; j < j1; j++) {                                                              \
-            v16 x[4];                                                                                    \
-            for (int c = 0; c < 4; c++) x[c] = ld(v + j * HD + 16 * c);                                  \
+            vec x[NC];                                                                                   \
+            for (int c = 0; c < NC; c++) x[c] = ld(v + j * HD + VW * c);                                 \
             for (int r = 0; r < R; r++) {                                                                \
                 const float wr = w[r * lw + j];                                                          \
-                for (int c = 0; c < 4; c++) a[r][c] += wr * x[c];                                        \
+                for (int c = 0; c < NC; c++) a[r][c] += wr * x[c];                                       \
             }                                                                                            \
         }                                                                                                \
         for (int r = 0; r < R; r++)                                                                      \
-            for (int c = 0; c < 4; c++) o[r][c] += a[r][c];                                              \
+            for (int c = 0; c < NC; c++) o[r][c] += a[r][c];                                             \
     }
-PV(1) PV(2) PV(3) PV(4)
-
-typedef void (*pv_fn)(const float *, int64_t, const float *, int64_t, int64_t, v16 (*)[4]);
-static const pv_fn PV_R[5] = {0, pv_1, pv_2, pv_3, pv_4};
+typedef void (*pv_fn)(const float *, int64_t, const float *, int64_t, int64_t, vec (*)[NC]);
+PV(1)
+#if PR > 1
+PV(2) PV(3) PV(4)
+static const pv_fn PV_R[PR + 1] = {0, pv_1, pv_2, pv_3, pv_4};
+#else
+static const pv_fn PV_R[PR + 1] = {0, pv_1};
+#endif
 
 /* e^(s - max) in place over s[p0, p1) and s[g0, g1) (both parts of one row), returning their sum;
  * *lse = the log-sum-exp of the scores */
@@ -121,17 +155,18 @@ static int attend64(const float *qkv, int64_t A, int64_t H, const float *kc, int
             for (int64_t r = 0; r < m; r++)
                 for (int64_t d = 0; d < HD; d++) q[r * HD + d] = qkv[(a0 + r) * 3 * C + h * HD + d] * scale;
             const float *kpt = kp + (g * H + h) * HD * ldp, *vph = vp + (g * H + h) * P * HD;
-            SCORES_R[m](q, kpt, p0 / 16 * 16, ldp, s, ls);  /* prompt part: s[r][0, ldp) */
+            for (int64_t r = 0; r < m; r += SR)  /* prompt part: s[r][0, ldp) */
+                SCORES_R[m - r < SR ? m - r : SR](q + r * HD, kpt, p0 / 16 * 16, ldp, s + r * ls, ls);
             for (int64_t r = 0; r < m; r++) {
                 const int64_t row = (a0 + r) * H + h;
-                scores_1_4(q + r * HD, kc + row * HD * ldk, 0, ng, s + r * ls + ldp, ls);
+                SCORES_OWN(q + r * HD, kc + row * HD * ldk, 0, ng, s + r * ls + ldp, ls);
                 float l;
                 inv[r] = 1.0f / softmax_parts(s + r * ls, p0, P, ldp, ldp + t + 1, &l);
                 if (lse) lse[(a0 + r) * H + h] = l;
             }
-            v16 o[RB][4];
+            vec o[RB][NC];
             for (int64_t r = 0; r < m; r++)
-                for (int c = 0; c < 4; c++) o[r][c] = (v16){0};
+                for (int c = 0; c < NC; c++) o[r][c] = (vec){0};
             for (int64_t r = 0; r < m; r += PR) {
                 const int64_t n = m - r < PR ? m - r : PR;
                 PV_R[n](s + r * ls, ls, vph, p0, P, o + r);  /* the group's prompt values, once per PR rows */
@@ -139,7 +174,7 @@ static int attend64(const float *qkv, int64_t A, int64_t H, const float *kc, int
             for (int64_t r = 0; r < m; r++) {
                 const int64_t row = (a0 + r) * H + h;
                 pv_1(s + r * ls + ldp, ls, vc + row * tcap * HD, 0, t + 1, o + r);  /* the row's own values */
-                for (int c = 0; c < 4; c++) st(out + (a0 + r) * C + h * HD + 16 * c, o[r][c] * inv[r]);
+                for (int c = 0; c < NC; c++) st(out + (a0 + r) * C + h * HD + VW * c, o[r][c] * inv[r]);
             }
         }
         a0 += m;

@@ -8,7 +8,8 @@ transposes), each a few to a few tens of µs for a few hundred kFLOP. The C func
 same math in one call (`benchmarks/decode_attention.py` measures both). It is compiled with
 the system C compiler (`$CC`, else `cc`) when first needed, once per process, into a
 temporary file loaded with ctypes: no build step, no torch headers, nothing cached on disk
-that another CPU could load. Without a compiler, or where compiling fails, `available()` is
+that another CPU could load. It targets the host (`-march=native`); `$TINYREASON_MARCH` names
+another target (`make test-avx2` builds for `x86-64-v3` on AVX-512 hosts, so the AVX2 code is tested). Without a compiler, or where compiling fails, `available()` is
 False and the sampler keeps its PyTorch ops (same results up to float rounding).
 
 Decode linears (8-16 rows) stream every weight once per token. On an AVX2-only core (Zen 3)
@@ -63,7 +64,8 @@ def _compile():
         return False
     with tempfile.TemporaryDirectory(prefix="tinyreason_", ignore_cleanup_errors=True) as tmp:
         so = Path(tmp) / "decode_kernels.so"
-        for arch in (["-march=native"], []):  # -march=native is not known to every compiler
+        march = os.environ.get("TINYREASON_MARCH", "native")
+        for arch in ([f"-march={march}"], []):  # -march=native is not known to every compiler
             cmd = [cc, "-O3", *arch, "-ffast-math", "-shared", "-fPIC", *map(str, _SRCS), "-o", str(so), "-lm"]
             if subprocess.run(cmd, capture_output=True).returncode == 0:
                 break
@@ -177,7 +179,7 @@ def gelu_tanh_backward(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def panel_width() -> int:
     """Output columns per `Panels` panel: what the compiled `decode_linear.c` reads (16 where the
-    compiler targets AVX-512, else 8); 8 where the library is not available."""
+    compiler targets AVX-512, 8 for AVX, else 4); 8 where the library is not available."""
     return int(_LIB.decode_panel_width()) if _loaded() else 8
 
 

@@ -1,7 +1,7 @@
 /* y (M, N) = x (M, K) @ W.T + b, optional GELU, for the few rows of a decode step, fp32.
  *
  * W (N, K) is packed in panels of PW output columns (PW = 16 where the compiler targets AVX-512,
- * else 8; decode_panel_width() tells tinyreason/lm/decode_kernel.py's Panels): panel p holds
+ * 8 for AVX, else 4; decode_panel_width() tells tinyreason/lm/decode_kernel.py's Panels): panel p holds
  * W[PW*p : PW*p + PW, :] transposed, (K, PW) contiguous, zero-padded past N. Rows go in blocks of
  * at most 12: a block keeps 12 x PW accumulators in registers and reads each panel once, front to
  * back, prefetching ahead, so at 8-16 decode rows every weight is streamed from memory (or L3)
@@ -9,6 +9,10 @@
  * 2.7-4.6 GB/s of weights, this at 4.0-8.4 GB/s; on a Zen 4 core GPT-2 124M's weights (in huge
  * pages) streamed at 13.4 GB/s with 8-column panels and 19.3 GB/s with 16-column ones, whose
  * 512-bit loads and FMAs need half the instructions per weight (benchmarks/decode_linear.py).
+ * For AVX2, 16-column panels in blocks of 6 rows (12 accumulators, 8 loads per 12 multiply-adds
+ * where 8-column panels need 9 per 8) ran the small model's decode token 1.25x and GPT-2 124M's 1.1x
+ * faster compiled for x86-64-v3 on the Zen 4 core, but 0.9x and 0.7-0.9x on the AVX2 Zen 3 (as panel
+ * pairs, docs/lm.md), whose weights stream from L3 at half the rate: the Zen 3 measurement decides.
  * Written with GCC vector extensions, compiled at first use with -march=native.
  * gelu: 0 none, 1 tanh approximation, 2 erf (GPT-2's "gelu_new" and "gelu").
  */
@@ -17,8 +21,10 @@
 
 #if defined(__AVX512F__)
 #define PW 16
-#else
+#elif defined(__AVX__)
 #define PW 8
+#else
+#define PW 4 /* 128-bit vectors (SSE, NEON): 8-float vectors there are split, and 12 x 2 accumulators spill */
 #endif
 typedef float vec __attribute__((vector_size(PW * 4)));
 
@@ -74,8 +80,15 @@ void decode_linear(const float *x, int64_t M, int64_t K, const float *panels, in
             const int64_t r0 = bi * M / nb, rows = (bi + 1) * M / nb - r0;
             BLOCKS[rows](x + r0 * K, K, w, acc);
             for (int64_t r = 0; r < rows; r++) {
-                __builtin_memcpy(col, &acc[r], sizeof col);
-                finish(col, nw, bias ? bias + n0 : 0, y + (r0 + r) * N + n0);
+                float *yr = y + (r0 + r) * N + n0;
+                if (nw == PW) {  /* whole panel: one vector store (via col, GCC's x86-64-v3 code wrote */
+                    vec v = acc[r];  /* 16-byte pieces and reloaded them as one 32-byte load: a stall) */
+                    if (bias) v += loadv(bias + n0);
+                    __builtin_memcpy(yr, &v, sizeof v);
+                } else {
+                    __builtin_memcpy(col, &acc[r], sizeof col);
+                    finish(col, nw, bias ? bias + n0 : 0, yr);
+                }
             }
         }
     }
