@@ -15,9 +15,11 @@ default). Step 1
 Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
 Each side runs in its own fresh process, in turn per round. `chess grpo` sets
 `tinyreason.device.keep_freed_memory()` for itself on CPU (glibc malloc keeps freed memory, no
-page faults per step); TRL runs twice: as a TRL script runs (`trl`, glibc defaults) and with the
-same setting (`trl-malloc`, what a TRL user gets by preloading jemalloc or tcmalloc), so the
-ratio against TRL as shipped and the one with equal allocators come from the same run.
+page faults per step) and freezes the objects it has made before its first step (`gc.freeze()`:
+Python's full collections then skip them); TRL runs twice: as a TRL script runs (`trl`, glibc
+defaults) and with the same two settings (`trl-malloc`: the malloc setting is what a TRL user gets
+by preloading jemalloc or tcmalloc, and `gc.freeze()` goes before `trainer.train()`), so the ratio
+against TRL as shipped and the one with equal process settings come from the same run.
 `--recompute` adds a side `ours-recompute`: ours with `keep_rollout_activations=false` (the
 update recomputes the forward over the completions instead of taking the rollout's outputs).
 TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
@@ -29,6 +31,7 @@ TRL is an optional extra for this script only: `.venv/bin/pip install trl`.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -136,6 +139,8 @@ def run_trl(model_dir, samples, args, out_dir, dtype: str):
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=ds, processing_class=tok,
                           callbacks=[Timer()])
     trainer.remove_callback(PrinterCallback)  # per-step log dicts on stdout
+    if args.side == "trl-malloc":
+        gc.freeze()  # as `chess grpo` does before its first step
     trainer.train()
     return trainer, times[1:], lengths[1:]
 
@@ -209,7 +214,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=0, help="prompts per step (0: 2 small, 1 124m)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the sides this many times; also report the overall mean")
     ap.add_argument("--trl-sides", default="trl,trl-malloc",
-                    help="TRL as a TRL script runs (trl: glibc malloc defaults) and/or with our malloc setting (trl-malloc)")
+                    help="TRL as a TRL script runs (trl) and/or with our malloc setting and gc.freeze() (trl-malloc)")
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=84)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")

@@ -1,5 +1,6 @@
 """GRPO end to end on a tiny random model: metrics, checkpoints, exact resume, safety stops, 2-rank gloo."""
 
+import gc
 import json
 import os
 import subprocess
@@ -120,6 +121,7 @@ def test_kl_safety_stop_keeps_last_good_checkpoint(tiny_model_dir, rook_data, tm
     rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, num_iterations=1, **{
         "safety.kl_max": 1e-7, "safety.kl_patience": 2, "max_steps": 6, "eval_every": 0}))
     assert rc == 1
+    assert gc.get_freeze_count() == 0  # the loop's gc.freeze() is undone when a run stops
     reason = json.loads((run / "stop_reason.json").read_text())
     assert reason["reason"] == "kl_divergence" and reason["step"] == 3
     assert reason["last_good_checkpoint"].endswith("step_0000002")
