@@ -1,6 +1,7 @@
 """C kernels on CPU: the sampler's decode attention as one call per layer (`decode_attention.c`),
 its linears at decode batch sizes (`decode_linear.c`), a whole fp32 decode step (`decode_step.c`)
-and its plain draw (`sample_rows.c`); the trainers' tanh-GELU (`gelu.c`).
+and its plain draw (`sample_rows.c`); the trainers' tanh-GELU (`gelu.c`) and the GRPO update's
+completion attention (`group_attention.c`, used by `tinyreason.lm.group_attention`).
 
 Decoding a small GPT-2 on a CPU core is bound by per-op cost, not arithmetic: one layer's
 shared-prefix attention is ~25 PyTorch ops (cache writes, four batched matmuls, softmax,
@@ -48,7 +49,7 @@ from tinyreason.device import huge_page_empty
 from tinyreason.lm import onednn
 
 _SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c", "gelu.c", "decode_step.c",
-                                                 "sample_rows.c")]
+                                                 "sample_rows.c", "group_attention.c")]
 _LIB = None  # the compiled library once loaded; False when unavailable
 _GELU = {None: 0, "tanh": 1, "none": 2}  # decode_linear's gelu codes: none, tanh approximation, erf
 ENABLED = True  # tests switch the attention kernel off to compare it with the PyTorch path
@@ -93,6 +94,10 @@ def _compile():
                                 ptr, i64, ptr, i64, i64, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64,
                                 ctypes.c_int]
     lib.gelu_tanh_backward.argtypes = [ptr, ptr, i64, ptr]
+    lib.group_attention_fwd.restype = lib.group_attention_bwd.restype = ctypes.c_int
+    lib.group_attention_fwd.argtypes = [ptr, i64, i64, i64, i64, i64, i64, ptr, ctypes.c_float, ptr, i64, ptr, i64]
+    lib.group_attention_bwd.argtypes = [ptr, i64, i64, i64, i64, i64, i64, ptr, ctypes.c_float, ptr, i64, ptr, i64,
+                                        ptr, ptr]
     return lib
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import onednn
+from tinyreason.lm import group_attention, onednn
 from tinyreason.lm.gpt2_ops import attention, attn_scale, heads, mlp_act
 from tinyreason.lm.grpo import logprobs_from_logits
 from tinyreason.lm.replay import Activations, kept_attention, kept_linear
@@ -84,12 +84,14 @@ def grouped_logprobs(
     ar_p, ar_t = torch.arange(p, device=dev), torch.arange(t, device=dev)
     pm = prompt_mask.bool()
     mask_p = (pm[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | (ar_p[None, :] == ar_p[:, None])  # (B, 1, P, P)
-    # completion rows: their prompt's real tokens, then causal over the completion
-    mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
-                        (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
+    # completion rows: their prompt's real tokens, then causal over the completion; in C where it applies
+    starts = group_attention.prompt_starts(prompt_mask) if t and group_attention.applies(x, nh) else None
+    if starts is None:
+        mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
+                            (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
+        if kept is not None:  # the same mask as an additive one, for the kept attention's backward (every layer)
+            bias_c = torch.zeros(mask_c.shape, dtype=x.dtype, device=dev).masked_fill_(~mask_c, float("-inf"))
     bp = b * p  # prompt rows first: computed; the completion rows' outputs may be kept ones
-    if kept is not None:  # the same mask as an additive one, for the kept attention's backward (every layer)
-        bias_c = torch.zeros(mask_c.shape, dtype=x.dtype, device=dev).masked_fill_(~mask_c, float("-inf"))
 
     def lin(conv, x, i: int, j: int):  # the linear of block i whose output is kept at Activations index j
         return kept_linear(x, conv.weight.t(), conv.bias, None if kept is None else kept.layers[i][j], bp)
@@ -101,14 +103,18 @@ def grouped_logprobs(
         qp, kp, vp = (heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
         qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
         ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
-        k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
-        v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T', D)
-        if kept is None:
-            ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
-        else:  # the rollout's attention output; SDPA's backward
-            ac = kept_attention(qc, k_all, v_all, bias_c, scale, kept.layers[i][Activations.ATT][:, :t],
-                                kept.layers[i][Activations.LSE][:, :t])
-        a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac.transpose(1, 2).reshape(n * t, c)])  # (B*P + N*T', C)
+        att = None if kept is None else (kept.layers[i][Activations.ATT], kept.layers[i][Activations.LSE])
+        if starts is not None:  # the rollout's attention output where kept; the C backward either way
+            ac = group_attention.completion_attention(qkv, starts, bp, p, g, t, nh, scale, att)  # (N*T', C)
+        else:
+            k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
+            v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T', D)
+            if kept is None:
+                ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
+            else:  # the rollout's attention output; SDPA's backward
+                ac = kept_attention(qc, k_all, v_all, bias_c, scale, att[0][:, :t], att[1][:, :t])
+            ac = ac.transpose(1, 2).reshape(n * t, c)  # (N*T', C)
+        a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac])  # (B*P + N*T', C)
         x = x + lin(blk.attn.c_proj, a, i, Activations.PROJ)
         h = lin(blk.mlp.c_fc, blk.ln_2(x), i, Activations.FC)
         x = x + lin(blk.mlp.c_proj, mlp_act(cfg, blk)(h), i, Activations.OUT)
