@@ -87,7 +87,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not decode_kernel.available():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
-    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    cap = torch.backends.cpu.get_cpu_capability()
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU capability {cap}")
     for name in SHAPES:
         compare(name)
 

@@ -42,7 +42,8 @@ def prompt_starts(prompt_mask: torch.Tensor) -> torch.Tensor | None:
 
 
 def completion_attention(qkv: torch.Tensor, starts: torch.Tensor, n_prompt_rows: int, p: int, g: int, t: int,
-                         n_head: int, scale: float, kept: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                         n_head: int, scale: float,
+                         kept: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The completion rows' attention output (N*T, C) for qkv (B*P + N*T, 3C): B*P prompt-token
     rows (prompt b's slot j at b * P + j), then N = B*G completion rows of T tokens; starts (B,)
     from `prompt_starts`; scale multiplies the scores. kept: the rollout's own attention outputs

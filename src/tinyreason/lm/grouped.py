@@ -10,6 +10,8 @@ so results equal a full forward of the concatenated sequences up to float roundi
 (tested). All tokens go through each linear layer as one flat matrix; in fp32 on CPU the
 linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`), and
 bf16 is emulated by fp32 GEMMs on CPUs without a bf16 GEMM (same values, `onednn.Bf16Linear`).
+The completion rows' attention is one C call per layer in fp32 on CPU (`group_attention`:
+no repeated prompt keys, no masked scores computed), else SDPA over the repeated prompt K/V.
 Log-probs come from `tinyreason.lm.token_logprobs` (row chunks, no full float32 logits),
 and the tied embedding's gradient is added sparsely into the LM head's.
 
