@@ -42,7 +42,7 @@ def _reference(qkv, prompt_mask, g, t, h, scale):
 
 
 @needs_kernel
-@pytest.mark.parametrize("b,g,p,t,h", [(3, 3, 9, 11, 2), (1, 8, 20, 37, 1), (2, 1, 5, 4, 3)])
+@pytest.mark.parametrize("b,g,p,t,h", [(3, 3, 9, 11, 2), (1, 8, 20, 37, 1), (2, 1, 5, 4, 3), (2, 2, 3, 1, 1)])
 def test_completion_attention_equals_sdpa_with_the_grouped_mask(b, g, p, t, h):
     torch.manual_seed(0)
     pad = [0, 3, p - 1][:b]  # none, some, all but one slot padded (left)
