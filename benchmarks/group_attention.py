@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from tinyreason.lm import decode_kernel, group_attention
 from tinyreason.lm.replay import kept_attention
+from tinyreason.lm.shared_prefix import prompt_starts
 
 SHAPES = {"small": (2, 8, 92, 83, 4), "124m": (1, 8, 92, 83, 12)}  # prompts, G, P, T', heads
 
@@ -46,7 +47,7 @@ def compare(name: str, scale: float = 0.125) -> None:
     pm = torch.ones(b, p, dtype=torch.long)
     pm[0, :3] = 0  # left padding
     qkv = torch.randn(b * p + n * t, 3 * c, requires_grad=True)  # (B*P + N*T, 3C)
-    starts = group_attention.prompt_starts(pm)
+    starts = prompt_starts(pm)
     ar = torch.arange(t)
     mask = torch.cat([pm.bool().repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                       (ar[None, :] <= ar[:, None]).expand(n, 1, t, t)], -1)  # (N, 1, T, P+T)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from tinyreason.lm import decode_kernel, group_attention
 from tinyreason.lm.grouped import grouped_logprobs
 from tinyreason.lm.model import random_model
+from tinyreason.lm.shared_prefix import prompt_starts
 
 needs_kernel = pytest.mark.skipif(not decode_kernel.available(), reason="no C compiler: the kernels are not built")
 
@@ -50,7 +51,7 @@ def test_completion_attention_equals_sdpa_with_the_grouped_mask(b, g, p, t, h):
     c = 64 * h
     qkv = torch.randn(b * p + b * g * t, 3 * c, dtype=torch.float64).float().requires_grad_()
     scale = 0.125 / 3
-    starts = group_attention.prompt_starts(prompt_mask)
+    starts = prompt_starts(prompt_mask)
     assert starts.tolist() == pad
     got = group_attention.completion_attention(qkv, starts, b * p, p, g, t, h, scale)
     ref, ref_lse = _reference(qkv, prompt_mask, g, t, h, scale)
@@ -73,9 +74,9 @@ def test_completion_attention_equals_sdpa_with_the_grouped_mask(b, g, p, t, h):
 
 
 def test_only_left_padded_prompts_take_the_kernel(one_thread):
-    assert group_attention.prompt_starts(torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])).tolist() == [2, 0]
-    assert group_attention.prompt_starts(torch.tensor([[1, 1, 0, 0]])) is None  # right padding
-    assert group_attention.prompt_starts(torch.tensor([[0, 1, 0, 1]])) is None
+    assert prompt_starts(torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])).tolist() == [2, 0]
+    assert prompt_starts(torch.tensor([[1, 1, 0, 0]])) is None  # right padding
+    assert prompt_starts(torch.tensor([[0, 1, 0, 1]])) is None
     x = torch.zeros(3, 128)
     assert group_attention.applies(x, 2) == decode_kernel._loaded()
     assert not group_attention.applies(x, 4)  # head size 32

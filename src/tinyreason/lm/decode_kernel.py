@@ -10,8 +10,9 @@ same math in one call (`benchmarks/decode_attention.py` measures both). It is co
 the system C compiler (`$CC`, else `cc`) when first needed, once per process, into a
 temporary file loaded with ctypes: no build step, no torch headers, nothing cached on disk
 that another CPU could load. It targets the host (`-march=native`); `$TINYREASON_MARCH` names
-another target (`make test-avx2` builds for `x86-64-v3` on AVX-512 hosts, so the AVX2 code is tested). Without a compiler, or where compiling fails, `available()` is
-False and the sampler keeps its PyTorch ops (same results up to float rounding).
+another target (`make test-avx2` builds for `x86-64-v3` on AVX-512 hosts, so the AVX2 code is
+tested). Without a compiler, or where compiling fails, `available()` is False and the sampler
+keeps its PyTorch ops (same results up to float rounding).
 
 Decode linears (8-16 rows) stream every weight once per token. On an AVX2-only core (Zen 3)
 oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` (8-column

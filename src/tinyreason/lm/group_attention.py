@@ -31,24 +31,14 @@ def applies(x: torch.Tensor, n_head: int) -> bool:
             and x.shape[-1] == HEAD_SIZE * n_head and torch.get_num_threads() <= 2 and decode_kernel._loaded())
 
 
-def prompt_starts(prompt_mask: torch.Tensor) -> torch.Tensor | None:
-    """Each prompt's first real slot (B,) int64, or None unless every prompt is left-padded (its
-    real slots a suffix of the row), the layout the kernel assumes."""
-    p = prompt_mask.shape[1]
-    start = p - prompt_mask.sum(-1)  # (B,)
-    if not torch.equal(prompt_mask.bool(), torch.arange(p, device=prompt_mask.device)[None, :] >= start[:, None]):
-        return None
-    return start.to(device="cpu", dtype=torch.int64).contiguous()
-
-
 def completion_attention(qkv: torch.Tensor, starts: torch.Tensor, n_prompt_rows: int, p: int, g: int, t: int,
                          n_head: int, scale: float,
                          kept: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The completion rows' attention output (N*T, C) for qkv (B*P + N*T, 3C): B*P prompt-token
     rows (prompt b's slot j at b * P + j), then N = B*G completion rows of T tokens; starts (B,)
-    from `prompt_starts`; scale multiplies the scores. kept: the rollout's own attention outputs
-    (N, >= T, C) and log-sum-exps (N, >= T, H) for these rows (`replay.Activations`), returned
-    instead of computed; the backward is the same either way."""
+    from `shared_prefix.prompt_starts`; scale multiplies the scores. kept: the rollout's own
+    attention outputs (N, >= T, C) and log-sum-exps (N, >= T, H) for these rows
+    (`replay.Activations`), returned instead of computed; the backward is the same either way."""
     if not decode_kernel._loaded():
         raise RuntimeError("group_attention needs the C kernels, which are not compiled here (see `applies`)")
     if not scale > 0:

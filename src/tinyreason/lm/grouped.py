@@ -31,6 +31,7 @@ from tinyreason.lm import group_attention, onednn
 from tinyreason.lm.gpt2_ops import attention, attn_scale, heads, mlp_act
 from tinyreason.lm.grpo import logprobs_from_logits
 from tinyreason.lm.replay import Activations, kept_attention, kept_linear
+from tinyreason.lm.shared_prefix import prompt_starts
 
 def grouped_logprobs(
     model,
@@ -87,7 +88,7 @@ def grouped_logprobs(
     pm = prompt_mask.bool()
     mask_p = (pm[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | (ar_p[None, :] == ar_p[:, None])  # (B, 1, P, P)
     # completion rows: their prompt's real tokens, then causal over the completion; in C where it applies
-    starts = group_attention.prompt_starts(prompt_mask) if t and group_attention.applies(x, nh) else None
+    starts = prompt_starts(prompt_mask) if t and group_attention.applies(x, nh) else None  # (B,) or None
     if starts is None:
         mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                             (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
@@ -103,12 +104,12 @@ def grouped_logprobs(
         qkv = lin(blk.attn.c_attn, blk.ln_1(x), i, Activations.QKV)  # (B*P + N*T', 3C)
         q, k, v = qkv.split(c, dim=-1)
         qp, kp, vp = (heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
-        qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
         ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
         att = None if kept is None else (kept.layers[i][Activations.ATT], kept.layers[i][Activations.LSE])
         if starts is not None:  # the rollout's attention output where kept; the C backward either way
             ac = group_attention.completion_attention(qkv, starts, bp, p, g, t, nh, scale, att)  # (N*T', C)
         else:
+            qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
             k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
             v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T', D)
             if kept is None:

@@ -14,6 +14,13 @@ from tinyreason.lm import decode_kernel
 DECODE_KERNEL_MAX_KV = 1 << 21  # K/V values per call up to which the C kernel is used with several threads
 
 
+def prompt_starts(p_mask: torch.Tensor) -> torch.Tensor | None:
+    """Each prompt's first real slot (B,) int64 for a (B, P) mask, or None unless every prompt is
+    left-padded (its real slots a suffix of the row): the layout the C attention kernels assume."""
+    left_padded = not bool((p_mask[:, 1:] < p_mask[:, :-1]).any())
+    return (p_mask.shape[1] - p_mask.sum(-1)).to(torch.int64).contiguous() if left_padded else None
+
+
 class SharedPrefix:
     """Shared-prefix decode attention: one copy of each prompt's K/V serves its G rows.
 
@@ -35,8 +42,7 @@ class SharedPrefix:
         # for the C kernel (`decode_kernel`): each row's group among those held, each group's first real
         # prompt slot (prompts are left-padded; None if a mask is not, then only `attend` applies)
         self.row_group = torch.div(torch.arange(p_mask.shape[0] * g, device=p_mask.device), g, rounding_mode="floor")
-        left_padded = not bool((p_mask[:, 1:] < p_mask[:, :-1]).any())
-        self.pstart = (p_mask.shape[1] - p_mask.sum(-1)).contiguous() if left_padded else None  # (B',)
+        self.pstart = prompt_starts(p_mask)  # (B',)
         self.kernel = False  # decode attention in the C kernel (`use_kernel`)
         self.kt: list[torch.Tensor] | None = None  # per layer the prompt keys in the kernel's layout
 
