@@ -21,35 +21,22 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__AVX512F__)
-#define VW 16 /* floats per vector: one 512-bit register */
+#include "attn_vec.h"
+
+#if VW == 16
 #define KB 2 /* 16-key tiles per block of prompt scores: R rows x KB accumulators in registers */
 #define SR 8 /* rows per block of prompt scores */
 #define PR 4 /* rows per block of the prompt's value sum: PR x NC accumulators */
-#elif defined(__AVX__)
-/* 256-bit vectors. Vectors of 16 floats here (two registers each) made GCC 12 move every one
- * through memory (x86-64-v3: the kernel ran 10x slower than the PyTorch ops it replaces), and the
- * AVX-512 blocks' accumulators would not fit AVX2's 16 registers: halve the blocks. */
-#define VW 8
+#elif VW == 8 /* the AVX-512 blocks' accumulators would not fit AVX2's 16 registers: halve them */
 #define KB 1
 #define SR 4
 #define PR 1
 #else
-#define VW 4 /* 128-bit vectors (SSE, NEON) */
 #define KB 1
 #define SR 2
 #define PR 1
 #endif
-typedef float vec __attribute__((vector_size(VW * 4)));
-
-static inline vec ld(const float *p) { vec v; __builtin_memcpy(&v, p, sizeof v); return v; }
-static inline void st(float *p, vec v) { __builtin_memcpy(p, &v, sizeof v); }
-
 #define RB 8 /* rows of one group that share a pass over its prompt keys */
-#define HD 64 /* the head size of the vectorized path */
-#define NC (HD / VW) /* vectors per head */
-#define TV (16 / VW) /* vectors per 16 keys of a tile */
-#define TILE(j, d, D) (((j) / 16) * (D) * 16 + (d) * 16 + (j) % 16) /* key j, feature d in a row's tiles */
 
 /* s[r * ls + j] = q[r] . key j (q[r] = q + r * HD) for the 16-key tiles j in [j, j1) of kt, R rows
  * sharing the keys: each key vector loaded once for R rows; VB tiles at a time */

@@ -66,7 +66,7 @@ def _compile():
         return False
     with tempfile.TemporaryDirectory(prefix="tinyreason_", ignore_cleanup_errors=True) as tmp:
         so = Path(tmp) / "decode_kernels.so"
-        march = os.environ.get("TINYREASON_MARCH", "native")
+        march = os.environ.get("TINYREASON_MARCH") or "native"
         for arch in ([f"-march={march}"], []):  # -march=native is not known to every compiler
             cmd = [cc, "-O3", *arch, "-ffast-math", "-shared", "-fPIC", *map(str, _SRCS), "-o", str(so), "-lm"]
             if subprocess.run(cmd, capture_output=True).returncode == 0:

@@ -20,34 +20,22 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
-#if defined(__AVX512F__)
-#define VW 16 /* floats per vector */
-#define KT 2  /* 16-key tiles per score block: QR x KT x (16 / VW) accumulators */
+#include "attn_vec.h"
+
+#if VW == 16
+#define KT 2  /* 16-key tiles per score block: QR x KT x TV accumulators */
 #define OR 4  /* rows per value-sum block: OR x NC accumulators */
-#elif defined(__AVX__)
-#define VW 8
-#define KT 1
-#define OR 1
 #else
-#define VW 4
 #define KT 1
 #define OR 1
 #endif
 #define QR 4 /* queries per score block */
-#define HD 64
-#define NC (HD / VW)  /* vectors per head */
-#define TV (16 / VW)  /* vectors per 16-key tile row */
-typedef float vec __attribute__((vector_size(VW * 4)));
-
-static inline vec ld(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
-static inline void st(float *p, vec v) { memcpy(p, &v, sizeof v); }
 
 /* tiles (S16 / 16, HD, 16) of the rows x[j] (HD floats each) for j < s, zero past s */
 static void to_tiles(const float *const *x, int64_t s, int64_t s16, float *t) {
     for (int64_t j = 0; j < s16; j++)
-        for (int d = 0; d < HD; d++) t[(j / 16) * HD * 16 + d * 16 + j % 16] = j < s ? x[j][d] : 0.0f;
+        for (int d = 0; d < HD; d++) t[TILE(j, d, HD)] = j < s ? x[j][d] : 0.0f;
 }
 
 /* s[r * ls + j] = q[r] . key j for keys [0, j1) (a multiple of 16) of tiles kt, QR rows */
@@ -222,15 +210,14 @@ int group_attention_bwd(const float *qkv, int64_t N, int64_t T, int64_t H, int64
         for (int64_t h = 0; h < H; h++) {
             gather(&g, qkv, C, BP, T, P, n, b, h, p0);
             to_tiles(g.v, g.s, g.s16, vt);
-            for (int64_t i = 0; i < t16; i++) {
+            for (int64_t i = 0; i < t16; i++)  /* a block's spare rows read the last row's */
                 dor[i] = dout + ((i < T ? i : T - 1) + n * T) * C + h * HD;
-                dq[i] = dqkv + (BP + n * T + (i < T ? i : T - 1)) * 3 * C + h * HD;
-            }
             for (int64_t j = 0; j < g.np; j++) {
                 dk[j] = dqkv + (b * P + p0 + j) * 3 * C + C + h * HD;
                 dv[j] = dk[j] + C;
             }
             for (int64_t i = 0; i < T; i++) {
+                dq[i] = dqkv + (BP + n * T + i) * 3 * C + h * HD;
                 dk[g.np + i] = dq[i] + C;
                 dv[g.np + i] = dq[i] + 2 * C;
             }
