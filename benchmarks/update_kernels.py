@@ -3,9 +3,6 @@
 - token log-probs + entropy, forward+backward and forward only: the plain formula
   (`logits.float() / T`, `log_softmax`, `gather`, softmax entropy) vs `tinyreason.lm.token_logprobs`
   (row chunks); 124M shape: 672 completion tokens x 50257, bf16 logits as autocast gives them.
-- attention under bf16 autocast, forward+backward: SDPA (CPU flash kernel) vs the eager-style
-  route of `tinyreason.lm.gpt2_ops.attention` (bf16 scores and softmax, as HF's eager attention under CPU
-  autocast); completion rows (8 x H x 84 queries over 92 prompt + 84 keys) of both configs.
 - tanh-GELU, fp32, forward and backward: PyTorch's kernels (`F.gelu`, `gelu_backward`) vs the C
   kernel of `tinyreason.lm.gpt2_ops.tanh_gelu` (`gelu.c`), at the small model's GRPO update size
   (1528 tokens x 1024).
@@ -33,7 +30,6 @@ def report(name: str, plain: float, ours: float) -> None:
 
 def main() -> None:
     args = setup()
-    from tinyreason.lm.gpt2_ops import attention
     from tinyreason.lm.token_logprobs import token_logprobs
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
@@ -53,26 +49,6 @@ def main() -> None:
     with torch.no_grad():
         report("token log-probs fwd only (reference pass)", timed(lambda: plain_logprobs(logits, targets, 1.0), args.reps),
                timed(lambda: token_logprobs(logits, targets, 1.0), args.reps))
-
-    for name, n, h in (("small", 16, 4), ("124M", 8, 12)):
-        q = torch.randn(n, h, 84, 64).requires_grad_()
-        k, v = torch.randn(n, h, 176, 64).requires_grad_(), torch.randn(n, h, 176, 64).requires_grad_()
-        ar = torch.arange(84)
-        mask = torch.cat([torch.ones(n, 1, 84, 92, dtype=torch.bool), (ar[None, :] <= ar[:, None]).expand(n, 1, 84, 84)], -1)
-        grad = torch.randn(n, h, 84, 64)
-
-        def attn(fn):
-            def run():
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    out = fn(q.bfloat16(), k.bfloat16(), v.bfloat16())
-                out.backward(grad)
-                q.grad = k.grad = v.grad = None
-            return run
-
-        sdpa = attn(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, attn_mask=mask, scale=0.125))
-        eager = attn(lambda a, b, c: attention(a, b, c, mask, 0.125))
-        report(f"attention fwd+bwd, bf16 autocast, {name} ({n}x{h}x84 q)", timed(sdpa, args.reps * 3),
-               timed(eager, args.reps * 3))
 
     from tinyreason.lm import decode_kernel
 

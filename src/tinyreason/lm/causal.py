@@ -4,7 +4,7 @@ The math of `GPT2LMHeadModel` - its modules and weights, dropout included - with
 GRPO update (`tinyreason.lm.grouped`) does for speed: every linear, LM head included, runs
 over all tokens as one flat matrix on oneDNN in fp32 on CPU (bf16 emulated by fp32 GEMMs on
 CPUs without a bf16 GEMM, where PyTorch's bf16 kernels are several times slower), GPT-2's
-tanh-GELU is one kernel, bf16 attention on CPU is HF's eager formulation (`gpt2_ops`), the
+tanh-GELU is one kernel, attention is SDPA (fp32 scores for bf16 too, `gpt2_ops`), the
 cross entropy comes from `token_logprobs` in row chunks (no full float32 copy of the
 logits) and the tied embedding's gradient is added sparsely into the LM head's.
 `benchmarks/train_mfu.py` measures the step against Hugging Face's forward.

@@ -2,7 +2,7 @@
 
 Both run a `GPT2LMHeadModel`'s modules and weights with their linears on oneDNN
 (`tinyreason.lm.onednn`, fp32 on CPU; bf16 emulated by fp32 GEMMs on CPUs without a bf16
-GEMM) and attention written for CPU bf16; the math is Hugging Face's GPT-2.
+GEMM) and SDPA attention; the math is Hugging Face's GPT-2.
 """
 
 from __future__ import annotations
@@ -65,26 +65,15 @@ def attention(q, k, v, mask: torch.Tensor | None, scale: float, dropout_p: float
     """softmax(q k^T * scale, masked) v for q (.., Sq, D), k/v (.., Sk, D), mask (.., Sq, Sk)
     bool or None for causal attention (Sq == Sk); dropout on the attention weights (as HF).
 
-    bf16 on CPU: bf16 scores and softmax, as Hugging Face's eager GPT-2 attention computes
-    under CPU autocast (which keeps softmax in bf16); forward + backward 3-4x faster there
-    than the CPU flash kernel of SDPA at GRPO shapes. Otherwise SDPA (flash)."""
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None,
-                                              scale=scale)
-    if mask is None:
-        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril_()  # (Sq, Sk)
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-    w = torch.softmax(bf16_matmul(q, k.transpose(-1, -2)) * scale + bias, -1)  # (.., Sq, Sk)
-    if dropout_p:
-        w = F.dropout(w, dropout_p)
-    return bf16_matmul(w, v)  # (.., Sq, D)
-
-
-def bf16_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b for bf16 CPU tensors: a bf16 matmul, or on CPUs without a oneDNN bf16 GEMM the
-    same values (fp32 accumulation, bf16 result, bf16 gradients) from an fp32 matmul of the
-    widened operands (`onednn.emulate_bf16`; ~10x faster there)."""
-    if not onednn.emulate_bf16():
-        return torch.matmul(a, b)
-    with torch.autocast("cpu", enabled=False):
-        return torch.matmul(a.float(), b.float()).to(torch.bfloat16)
+    SDPA, as HF's default GPT-2 attention: on CPU its flash kernel keeps the scores and the
+    softmax in fp32 for bf16 inputs too. Eager attention under bf16 autocast rounds the scores
+    to bf16, an error that grows with their size: on the trained demo model a GRPO batch's
+    log-probs then strayed up to 1.5 nats from fp32 (0.6 with SDPA), up to 6.5 after some
+    steps, and the KL penalty's exp turned that into spikes (KL 7.6, gradient norm 250). Where
+    bf16 is emulated (no oneDNN bf16 GEMM, where PyTorch's bf16 kernels are slow) it runs in
+    fp32 on the bf16 values and rounds the result to bf16."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and onednn.emulate_bf16():
+        with torch.autocast("cpu", enabled=False):
+            return attention(q.float(), k.float(), v.float(), mask, scale, dropout_p).to(torch.bfloat16)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None,
+                                          scale=scale)

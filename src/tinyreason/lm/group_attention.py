@@ -8,8 +8,9 @@ flash kernel, which computes every masked score; its backward sums the repeats' 
 only the scores a block of queries can see, and writes the gradients of q, k and v (the
 prompt's summed over its group) into one (tokens, 3C) gradient. Same math as SDPA's flash
 attention forward and backward (log-sum-exp kept for the backward), up to float rounding
-(tested). fp32 on CPU, head size 64 (every GPT-2's), left-padded prompts, where the C kernels
-are compiled; elsewhere `grouped` keeps SDPA.
+(tested). fp32 on CPU (under bf16 autocast `grouped` widens the bf16 q/k/v for it: scores
+and softmax in fp32, as SDPA's flash kernel keeps them), head size 64 (every GPT-2's),
+left-padded prompts, where the C kernels are compiled; elsewhere `grouped` keeps SDPA.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ HEAD_SIZE = 64  # the kernel's head size
 
 
 def applies(x: torch.Tensor, n_head: int) -> bool:
-    """True when the kernel serves attention over x's (tokens, C) activations: fp32 on CPU, no
-    autocast, head size 64, at most two torch threads, `ENABLED` and the C library compiled. The
-    kernel runs on one thread; against SDPA's route on two (Zen 4, per layer, GRPO shapes) it was
+    """True when the kernel serves attention over x's (tokens, C) activations (the fp32 residual
+    stream, bf16 autocast or not): on CPU, head size 64, at most two torch threads, `ENABLED`
+    and the C library compiled. The kernel runs on one thread; against SDPA's route on two (Zen 4, per layer, GRPO shapes) it was
     still 1.2-1.65x (small model) and 0.97-1.2x (GPT-2 124M) as fast, on one 1.5-2.5x."""
-    return (ENABLED and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+    return (ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
             and x.shape[-1] == HEAD_SIZE * n_head and torch.get_num_threads() <= 2 and decode_kernel._loaded())
 
 

@@ -10,16 +10,17 @@ so results equal a full forward of the concatenated sequences up to float roundi
 (tested). All tokens go through each linear layer as one flat matrix; in fp32 on CPU the
 linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`), and
 bf16 is emulated by fp32 GEMMs on CPUs without a bf16 GEMM (same values, `onednn.Bf16Linear`).
-The completion rows' attention is one C call per layer in fp32 on CPU (`group_attention`:
-no repeated prompt keys, no masked scores computed), else SDPA over the repeated prompt K/V.
+The completion rows' attention is one C call per layer on CPU (`group_attention`: no repeated
+prompt keys, no masked scores computed; fp32, on bf16 q/k/v widened under autocast), else SDPA
+over the repeated prompt K/V.
 Log-probs come from `tinyreason.lm.token_logprobs` (row chunks, no full float32 logits),
 and the tied embedding's gradient is added sparsely into the LM head's.
 
 Departures from the Hugging Face forward: dropout is never applied (GRPO trains with
 dropout off, as TRL's `disable_dropout=True`); training-mode models with dropout > 0 are
-refused rather than silently changed. Under bf16 autocast on CPU attention is computed
-as HF's eager attention computes it there (bf16 scores and softmax), not by SDPA's flash
-kernel (fp32 scores inside), whose CPU backward is 3-4x slower at these shapes.
+refused rather than silently changed. Under bf16 autocast attention keeps its scores and
+softmax in fp32 (SDPA's flash kernel, HF's default, or the C kernel), where HF's eager
+attention rounds the scores to bf16 (see `gpt2_ops.attention`).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def grouped_logprobs(
         ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
         att = None if kept is None else (kept.layers[i][Activations.ATT], kept.layers[i][Activations.LSE])
         if starts is not None:  # the rollout's attention output where kept; the C backward either way
-            ac = group_attention.completion_attention(qkv, starts, bp, p, g, t, nh, scale, att)  # (N*T', C)
+            ac = group_attention.completion_attention(qkv.float(), starts, bp, p, g, t, nh, scale, att)  # (N*T', C)
+            ac = ac.to(ap.dtype)  # bf16 under autocast, as SDPA's output
         else:
             qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
             k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
