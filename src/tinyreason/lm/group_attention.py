@@ -26,8 +26,9 @@ HEAD_SIZE = 64  # the kernel's head size
 def applies(x: torch.Tensor, n_head: int) -> bool:
     """True when the kernel serves attention over x's (tokens, C) activations (the fp32 residual
     stream, bf16 autocast or not): on CPU, head size 64, at most two torch threads, `ENABLED`
-    and the C library compiled. The kernel runs on one thread; against SDPA's route on two (Zen 4, per layer, GRPO shapes) it was
-    still 1.2-1.65x (small model) and 0.97-1.2x (GPT-2 124M) as fast, on one 1.5-2.5x."""
+    and the C library compiled. The kernel runs on one thread; against SDPA's route on two
+    (Zen 4, per layer, GRPO shapes) it was still 1.2-1.65x (small model) and 0.97-1.2x (GPT-2
+    124M) as fast, on one 1.5-2.5x."""
     return (ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
             and x.shape[-1] == HEAD_SIZE * n_head and torch.get_num_threads() <= 2 and decode_kernel._loaded())
 
