@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.chess.data import load_samples
-from tinyreason.hub import resolve
+from tinyreason.hub import EMBEDDED_DIR
 from tinyreason.lm import decode_kernel, group_attention, onednn
 from tinyreason.lm.gpt2_ops import attention
 from tinyreason.lm.grouped import grouped_logprobs
@@ -44,9 +44,8 @@ def test_bf16_attention_equals_fp32_on_the_same_values(monkeypatch, emulate):
 def heldout_batch():
     """The shipped RookWorld model (trained: sharp attention) and 32 of its held-out samples, policy
     and env: left-padded prompts (B, P), completions with EOS (B, T) and their mask."""
-    root = resolve("embedded:rookworld-tiny")
-    model, tok = load_model(str(root), "cpu")
-    samples = load_samples(root / "data" / "heldout.txt")[1::25]
+    model, tok = load_model("embedded:rookworld-tiny", "cpu")
+    samples = load_samples(EMBEDDED_DIR / "rookworld-tiny" / "data" / "heldout.txt")[1::25]
     prompts = [tok(s.prompt).input_ids for s in samples]
     completions = [tok(s.completion).input_ids + [tok.eos_token_id] for s in samples]
     p, t = max(map(len, prompts)), max(map(len, completions))
@@ -64,14 +63,9 @@ def test_grouped_bf16_log_probs_of_the_trained_model_stay_close_to_fp32(monkeypa
         pytest.skip("no C compiler: the kernels are not built")
     monkeypatch.setattr(group_attention, "ENABLED", kernel)
     model, pid, pm, cid, cm = heldout_batch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the kernel serves at most two torch threads
-    try:
-        out = []
-        for amp in (False, True):
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                out.append(grouped_logprobs(model, pid, pm, cid, 1, 1.0)[0])
-    finally:
-        torch.set_num_threads(threads)
+    out = []  # one torch thread (conftest), which the kernel serves
+    for amp in (False, True):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out.append(grouped_logprobs(model, pid, pm, cid, 1, 1.0)[0])
     diff = (out[1] - out[0])[cm].abs()
     assert diff.max() < 0.5 and diff.mean() < 0.006

@@ -11,14 +11,7 @@ from tinyreason.lm.model import random_model
 from tinyreason.lm.shared_prefix import prompt_starts
 
 needs_kernel = pytest.mark.skipif(not decode_kernel.available(), reason="no C compiler: the kernels are not built")
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the kernel serves at most two torch threads
-    yield
-    torch.set_num_threads(threads)
+# every test runs on one torch thread (conftest), which the kernel serves
 
 
 def _reference(qkv, prompt_mask, g, t, h, scale):
@@ -73,7 +66,7 @@ def test_completion_attention_equals_sdpa_with_the_grouped_mask(b, g, p, t, h):
     torch.testing.assert_close(d_kept, d_ref, atol=5e-5, rtol=1e-4)
 
 
-def test_only_left_padded_prompts_take_the_kernel(one_thread):
+def test_only_left_padded_prompts_take_the_kernel():
     assert prompt_starts(torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])).tolist() == [2, 0]
     assert prompt_starts(torch.tensor([[1, 1, 0, 0]])) is None  # right padding
     assert prompt_starts(torch.tensor([[0, 1, 0, 1]])) is None
@@ -86,7 +79,7 @@ def test_only_left_padded_prompts_take_the_kernel(one_thread):
 
 
 @needs_kernel
-def test_grouped_logprobs_and_gradients_with_and_without_the_kernel(monkeypatch, one_thread):
+def test_grouped_logprobs_and_gradients_with_and_without_the_kernel(monkeypatch):
     model = random_model(None, seed=4, vocab_size=17, n_layer=2, n_embd=128, n_head=2, n_positions=64)
     model.eval()
     prompt_ids = torch.tensor([[0, 0, 5, 6, 7], [3, 4, 5, 6, 7]])

@@ -179,9 +179,8 @@ def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path,
     sampler's within bf16 rounding. With attention scores rounded to bf16 in the update they
     drifted apart as training sharpened attention (per-step means up to 0.017 nats, maxima up
     to 6) and the KL term spiked; the demo's GRPO then made the model worse."""
-    from tinyreason.hub import resolve
+    from tinyreason.hub import EMBEDDED_DIR
 
-    root = resolve("embedded:rookworld-tiny")
     real_update, seen = grpo_train.update, []
 
     def checked_update(model, optimizer, params, roll, adv, w, ref_lp, cfg, device, amp):
@@ -194,7 +193,8 @@ def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path,
 
     monkeypatch.setattr(grpo_train, "update", checked_update)
     config = Path(__file__).resolve().parents[2] / "configs" / "demo_grpo.yaml"
-    assert grpo_train.main(["--config", str(config), f"model={root}", f"train_data=[{root / 'data' / 'grpo_prompts.txt'}]",
+    assert grpo_train.main(["--config", str(config), "model=embedded:rookworld-tiny",
+                            f"train_data=[{EMBEDDED_DIR / 'rookworld-tiny' / 'data' / 'grpo_prompts.txt'}]",
                             "train_split=null", "eval_split=null", f"run_dir={tmp_path / 'run'}", "max_steps=12",
                             "save_every=0", "dtype=bfloat16"]) == 0
     means, maxima = zip(*seen)

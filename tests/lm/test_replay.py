@@ -11,14 +11,7 @@ from tinyreason.lm.replay import Activations, kept_linear
 from tinyreason.lm.sampler import sample
 
 needs_kernel = pytest.mark.skipif(not decode_kernel.available(), reason="no C compiler: the decode kernels are not built")
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # where the sampler runs its one-call decode step
-    yield
-    torch.set_num_threads(threads)
+# every test runs on one torch thread (conftest), where the sampler runs its one-call decode step
 
 
 def _rollout(model, keep: bool, compact_fraction: float = 0.25):
@@ -30,7 +23,7 @@ def _rollout(model, keep: bool, compact_fraction: float = 0.25):
 @needs_kernel
 @pytest.mark.parametrize("compact_fraction", [0.25, 1.0])  # finished rows dropped from the batch, or fed on
 @pytest.mark.parametrize("width,heads", [(32, 4), (128, 2)])  # head size 8; 64, the decode attention's vector path
-def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(one_thread, compact_fraction, width, heads):
+def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(compact_fraction, width, heads):
     model = random_model(None, seed=3, vocab_size=13, n_layer=2, n_embd=width, n_head=heads, n_positions=64).eval()
     with torch.no_grad():
         model.lm_head.weight[2] += 0.3  # the stop token is drawn now and then: rows of different lengths
@@ -58,7 +51,7 @@ def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(one_thread, com
 
 
 @needs_kernel
-def test_nothing_is_kept_off_the_one_call_step(one_thread, monkeypatch):
+def test_nothing_is_kept_off_the_one_call_step(monkeypatch):
     model = random_model(None, seed=3, vocab_size=13, n_layer=2, n_embd=32, n_head=4, n_positions=64).eval()
     assert _rollout(model, False).activations is None
     monkeypatch.setattr(decode_kernel, "STEP", False)  # per-op decode steps: nothing to keep
