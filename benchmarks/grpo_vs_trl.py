@@ -146,27 +146,29 @@ def run_trl(model_dir, samples, args, out_dir, dtype: str):
 
 
 def check_loss_agreement(trainer, args) -> float:
-    """TRL's _compute_loss vs ours on one fixed batch with the same weights: |difference|."""
+    """TRL's _compute_loss vs ours on one fixed batch with the same weights: |difference|.
+    `args.temperature` (default 1, this script's) divides the logits, as TRL's does."""
     from tinyreason.lm import grpo
 
     model = trainer.model
     torch.manual_seed(0)
     n, p_len, t_len, v = args.group * 2, 12, 10, model.config.vocab_size
+    temp = getattr(args, "temperature", 1.0)
     prompt_ids = torch.randint(3, min(v, 60), (n, p_len))
     completion_ids = torch.randint(3, min(v, 60), (n, t_len))
     prompt_mask = torch.ones(n, p_len, dtype=torch.long)
     completion_mask = (torch.arange(t_len)[None] < torch.randint(3, t_len + 1, (n, 1))).long()
     ids, attn = torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1)
     with torch.no_grad():
-        ref = grpo.completion_logprobs(model, ids, attn, t_len)[0] + 0.05 * torch.randn(n, t_len)
-        old = grpo.completion_logprobs(model, ids, attn, t_len)[0] + 0.3 * torch.randn(n, t_len)
+        ref = grpo.completion_logprobs(model, ids, attn, t_len, temp)[0] + 0.05 * torch.randn(n, t_len)
+        old = grpo.completion_logprobs(model, ids, attn, t_len, temp)[0] + 0.3 * torch.randn(n, t_len)
     adv = torch.randn(n)
     inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
               "completion_mask": completion_mask, "advantages": adv, "old_per_token_logps": old,
               "ref_per_token_logps": ref, "num_items_in_batch": completion_mask.sum()}
     trainer.model.train()
     theirs = trainer._compute_loss(model, inputs).item()
-    lp, _ = grpo.completion_logprobs(model, ids, attn, t_len)
+    lp, _ = grpo.completion_logprobs(model, ids, attn, t_len, temp)
     ours, _ = grpo.grpo_loss(lp, adv, completion_mask, old_logp=old, ref_logp=ref, beta=args.beta,
                              epsilon=trainer.epsilon_low, epsilon_high=trainer.epsilon_high, loss_type=args.loss_type,
                              max_completion_length=args.new_tokens)

@@ -4,6 +4,8 @@
 #
 #   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~65 min on 2 CPU cores)
 #   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
+#   TOKENIZER=chess scripts/build_embedded_rookworld.sh   (step 2: whole UCI moves as tokens,
+#                    tinyreason.chess.tokenizer, instead of the default TOKENIZER=char)
 #
 # Every step is deterministic for its seed (datagen uses node limits, so its output is
 # byte-identical for any --workers; SFT runs a fixed number of steps with a fixed seed);
@@ -14,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WORK=${WORK:-runs/build_rookworld_tiny}
+TOKENIZER=${TOKENIZER:-char}
+case "$TOKENIZER" in char|chess) ;; *) echo "TOKENIZER must be char or chess, not '$TOKENIZER'" >&2; exit 2;; esac
 DEST=src/tinyreason/embedded/rookworld-tiny
 TR="$PY -m tinyreason.cli"
 GEN="chess datagen --format compact --nodes 1500 --workers 2"
@@ -34,19 +38,24 @@ $PY scripts/dedupe_positions.py "$WORK/mate_raw.txt" "$WORK/mate_in_one.txt" \
     --exclude "$WORK/train.txt" "$WORK/heldout.txt" "$WORK/grpo_prompts.txt"
 
 # 2. initial model: GPT-2, 4 layers x 256, 4 heads, 256 positions, no dropout, character
-#    tokenizer over the training text (seed 0)
+#    tokenizer over the training text (TOKENIZER=chess: the chess tokenizer, fixed vocabulary;
+#    seed 0)
 $PY -c "
 import sys
 from tinyreason.chess.data import load_samples
+from tinyreason.chess.tokenizer import chess_tokenizer
 from tinyreason.lm.model import random_model, save_model, train_char_tokenizer
-tok = train_char_tokenizer(s.text for s in load_samples(sys.argv[1]))
+if sys.argv[3] == 'chess':
+    tok = chess_tokenizer()
+else:
+    tok = train_char_tokenizer(s.text for s in load_samples(sys.argv[1]))
 model = random_model(tok, seed=0, n_layer=4, n_embd=256, n_head=4, n_positions=256,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 save_model(model, tok, sys.argv[2])
-" "$WORK/train.txt" "$WORK/init"
+" "$WORK/train.txt" "$WORK/init" "$TOKENIZER"
 #    SFT (configs/embedded/rookworld_tiny_sft.yaml: 8000 steps of 8 x 256 tokens, bf16 autocast)
 $TR chess sft --config configs/embedded/rookworld_tiny_sft.yaml model="$WORK/init" "train_data=[$WORK/train.txt]" \
-    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft"
+    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft" overwrite=true
 
 # 3. ship: the last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
 #    the dtype asked for, and evaluation and GRPO start from these weights), without the

@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     run_dir = out / "grpo"
     rc = cli.main(["chess", "grpo", "--config", str(GRPO_CONFIG), f"model={MODEL}",
                    f"train_data=[{data_dir / 'grpo_prompts.txt'}]", "train_split=null", "eval_split=null",
-                   f"run_dir={run_dir}", "resume=false"] + ([] if args.seed is None else [f"seed={args.seed}"]))
+                   f"run_dir={run_dir}", "resume=false", "overwrite=true"] + ([] if args.seed is None else [f"seed={args.seed}"]))
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         console.print(f"[red]GRPO wrote no checkpoint (exit {rc}); see {run_dir}[/]")

@@ -1,4 +1,5 @@
-"""HRM part of `make demo`: the embedded sudoku checkpoints, evaluated, analysed and ensembled.
+"""HRM part of `make demo`: the embedded sudoku checkpoints, evaluated, analysed and ensembled,
+then the embedded TRM beside the HRM.
 
     python scripts/demo_hrm.py [OUT_DIR]        (default runs/demo; writes OUT_DIR/hrm/)
 
@@ -8,7 +9,9 @@
    with the best solve rate in the compare results of step 2;
 4. `hrm ensemble` (stacked: logistic regression fitted on the held-out `train` split) of the
    last three checkpoints beside its members;
-then a summary of all four with the paths of the reports and PNGs. About a minute on 2 CPU
+5. `hrm compare` of the last HRM and the last TRM checkpoint (`embedded:trm-sudoku-tiny`,
+   trained on the same puzzles) on the easy held-out puzzles and on the hard ones (35 givens);
+then a summary with the paths of the reports and PNGs. About a minute and a half on 2 CPU
 cores; everything offline.
 """
 
@@ -23,6 +26,8 @@ from pathlib import Path
 NAME = "hrm-sudoku-tiny"
 CKPT = f"embedded:{NAME}"
 DATA = f"embedded:{NAME}/data"
+TRM = "embedded:trm-sudoku-tiny"
+HARD = f"{TRM}/data-hard"
 
 
 def run(args: list[str]) -> None:
@@ -56,12 +61,20 @@ def summary(out: Path, card: Path) -> None:
     gain = ens["aggregate_metrics"]["solve_rate"] - best_member
     console.print(f"ensemble vs its best member: solve rate {ens['aggregate_metrics']['solve_rate']:.3f} vs {best_member:.3f} ({gain:+.3f})")
     console.print(f"analysis: {analysis['verdict']}; recommended checkpoint step {analysis['recommended']} ({analysis['recommended_reason']})")
+    families = Table(title="HRM vs TRM (last checkpoints, same training puzzles; model cards give training time and noise)")
+    for col in ("held-out puzzles", "model", "solve rate", "token acc", "ACT steps"):
+        families.add_column(col, justify="left" if col in ("held-out puzzles", "model") else "right")
+    for title, file in (("easy (77 givens)", "hrm_vs_trm_easy.json"), ("hard (35 givens)", "hrm_vs_trm_hard.json")):
+        for name, agg in json.loads((out / file).read_text())["comparison"].items():
+            families.add_row(title, "/".join(name.split("/")[-2:]), f"{agg['solve_rate']:.3f}", f"{agg['accuracy']:.4f}", f"{agg['average_steps']:.2f}")
+    console.print(families)
     console.print("\nreports and plots:")
     for rel in ("eval.json", "compare.json", "compare.png", "ensemble.json", "ensemble.json.stacker.json",
-                "analysis/analysis.md", "analysis/norms.png", "analysis/change.png"):
+                "analysis/analysis.md", "analysis/norms.png", "analysis/change.png", "hrm_vs_trm_easy.json", "hrm_vs_trm_hard.json"):
         path = out / rel
         console.print(f"  {path}{'' if path.exists() else '  (missing)'}")
     console.print(f"  model card: {card / 'README.md'}\n  training curves: {card / 'training_curves.png'}")
+    console.print(f"  TRM model card: {card.parent / TRM.split(':')[1] / 'README.md'}")
 
 
 def main(out_base: str = "runs/demo") -> int:
@@ -81,6 +94,10 @@ def main(out_base: str = "runs/demo") -> int:
     members = [f"{CKPT}/{p.name}" for p in steps[-3:]]
     run(["hrm", "ensemble", "--checkpoints", *members, "--strategy", "stack", "--data", DATA,
          "--out", str(out / "ensemble.json"), "--per-puzzle", "false"])
+    last_trm = f"{TRM}/{find_checkpoints(resolve(TRM))[-1][1].name}"
+    for data, file in ((DATA, "hrm_vs_trm_easy.json"), (HARD, "hrm_vs_trm_hard.json")):
+        run(["hrm", "compare", "--checkpoints", f"{CKPT}/{steps[-1].name}", last_trm, "--data", data,
+             "--out", str(out / file), "--per-puzzle", "false"])
     print(f"\nHRM demo done in {time.time() - t0:.0f} s.\n")
     summary(out, run_dir)
     return 0

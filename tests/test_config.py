@@ -127,3 +127,46 @@ def test_dotted_keys_reach_into_dict_fields():
     assert cfg.weights == {"policy": {"best": 2.0}, "env": {"fen": 0.5}}
     with pytest.raises(UserError, match="weights.policy.best"):
         parse_command(Cfg, ["weights.policy.best=high"])
+
+
+def test_text_or_list_of_text_keeps_one_value_as_its_text():
+    """`data: str | list[str]` (hrm eval --data): one value is the text as given, several a list."""
+
+    class Data(StrictModel):
+        data: str | list[str] = "x"
+
+    assert parse_command(Data, ["--data", "2024"]).data == "2024"
+    assert parse_command(Data, ["data=true"]).data == "true"
+    assert parse_command(Data, ["--data", "a", "7"]).data == ["a", "7"]
+    assert parse_command(Data, ["data=[a, b]"]).data == ["a", "b"]
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("steps: 3\noptim:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(UserError, match=r"duplicate key 'lr' \(line 4\)"):
+        parse_command(Cfg, ["--config", str(f)])
+    f.write_text("base: &b {lr: 0.1}\noptim:\n  <<: *b\n  lr: 0.2\n")  # a merge key may be overridden
+    from tinyreason.config import read_yaml
+
+    assert read_yaml(f)["optim"] == {"lr": 0.2}
+    with pytest.raises(UserError, match="duplicate key"):
+        parse_command(Cfg, ["weights={a: {x: 1}, a: {y: 2}}"])
+
+
+def test_a_config_file_that_is_not_utf8(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(UserError, match="not UTF-8"):
+        parse_command(Cfg, ["--config", str(f)])
+
+
+def test_a_number_is_not_turned_into_a_list_of_text():
+    """`stop_strings=5` must not become ['5']: a list of text takes text, a list of numbers a number."""
+    with pytest.raises(UserError, match=r"files takes a list of strings, got '5'"):
+        parse_command(Cfg, ["files=5"])
+    with pytest.raises(UserError, match="list of strings"):
+        parse_command(Cfg, ["--files", "true"])
+    assert parse_command(Cfg, ["files=a.txt"]).files == ["a.txt"]
+    assert parse_command(Cfg, ['files=["5"]']).files == ["5"]
+    assert parse_command(Cfg, ["--files", "5", "6"]).files == ["5", "6"]  # several values are text as given

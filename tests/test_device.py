@@ -75,3 +75,10 @@ def test_huge_page_buffers_are_aligned_contiguous_and_outlive_their_mapping_obje
     assert part.sum().item() == 2.0 * 768 * 8
     small = huge_page_empty((3, 4))  # under 2 MiB: an ordinary tensor
     assert small.shape == (3, 4) and small.dtype == torch.float32
+
+
+def test_unknown_device_names_the_allowed_ones():
+    for name in ("tpu", "gpu", "cuda:x", "cpu:0 "):
+        with pytest.raises(UserError, match=r"unknown device .*auto, cpu, cuda or cuda:N"):
+            pick_device(name)
+    assert pick_device("cpu") == torch.device("cpu")

@@ -84,3 +84,50 @@ def test_read_json_one_line_errors(tmp_path):
     for name, msg in (("bad.json", "not valid JSON .* at line 1"), ("bin.json", "not UTF-8"), ("none.json", "file not found")):
         with pytest.raises(UserError, match=msg):
             read_json(tmp_path / name)
+
+
+def test_write_errors_name_the_target_not_the_temp_file(tmp_path):
+    from tinyreason.errors import UserError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match=r"cannot write .*file/out.json: .*file is a file, not a folder"):
+        atomic_write_json(tmp_path / "file" / "out.json", {})
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(UserError, match=r"cannot write .*folder.json: Is a directory"):
+        atomic_write_json(tmp_path / "folder.json", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.json"]  # no temp file left
+
+
+def test_torn_torch_files_and_non_utf8_text_are_one_line_errors(tmp_path):
+    from tinyreason.errors import UserError
+    from tinyreason.fileio import read_text, read_torch, utf8_lines
+
+    p = atomic_torch_save({"w": torch.ones(64)}, tmp_path / "s.pt")
+    assert torch.equal(read_torch(p)["w"], torch.ones(64))
+    data = p.read_bytes()
+    for torn in (data[: len(data) // 2], b"", b"not a torch file"):
+        p.write_bytes(torn)
+        with pytest.raises(UserError, match=r"s.pt is truncated or corrupt") as err:
+            read_torch(p)
+        assert "\n" not in str(err.value)
+    t = tmp_path / "t.txt"
+    t.write_bytes(b"ok\n\xff\xfe\n")
+    with pytest.raises(UserError, match="t.txt: not UTF-8 text"):
+        read_text(t)
+    with open(t, encoding="utf-8") as f, pytest.raises(UserError, match="t.txt: not UTF-8 text"):
+        list(utf8_lines(f, t))
+
+
+def test_a_read_only_folder_is_a_one_line_error(tmp_path, monkeypatch):
+    """Fault injection (root ignores folder permissions): the OS refuses the temp file."""
+    import errno
+    import tempfile
+
+    from tinyreason.errors import UserError
+
+    def refuse(*a, dir=None, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(UserError, match=r"cannot write .*ro.json: Permission denied"):
+        atomic_write_json(tmp_path / "ro.json", {})

@@ -3,6 +3,11 @@
 Each subcommand lives in its own module as `main(argv) -> int | None`, imported only when
 called (so `tinyreason hrm show` does not import transformers). Bad input raises
 `UserError`; it is printed on one line and the exit code is 2.
+
+This is the one place where errors about the user's files and environment become that line:
+besides UserError (raised where a user's file is read or written, naming it), an OSError that
+names a file (a read-only folder, a parent that is a file, a folder where a file should be,
+a full disk) is reported the same way. Nothing else is caught: a bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -74,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `tinyreason ... | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0
+    except OSError as e:
+        if e.filename is None or e.errno is None:  # not about a path: not the user's file, keep the traceback
+            raise
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+
+
+def os_error_line(e: OSError) -> str:
+    """`path: reason` for an OSError about a file (both paths for a rename or link)."""
+    paths = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
+    return f"{paths}: {e.strerror or e}"
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def _field_type(cls: type[BaseModel], dotted: str) -> Any:
         if i > 0 and _dict_value(current) is not None:  # `weights.policy.x=1` into a dict field
             current = _dict_value(current)
             continue
-        model = _model_in(current)
-        if model is None or part not in model.model_fields:
+        # A union of models (e.g. `arch`: HRM or TRM) takes a key any of them has.
+        model = next((m for m in _models_in(current) if part in m.model_fields), None)
+        if model is None:
             raise UserError(f"config error: unknown key '{'.'.join(parts[: i + 1])}'")
         current = model.model_fields[part].annotation
     return current
@@ -54,14 +55,11 @@ def _dict_value(annotation: Any) -> Any:
     return None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every model class in an annotation (several for a union of models), in order."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _wants_text(annotation: Any) -> bool:
@@ -97,7 +95,10 @@ def _list_item(annotation: Any) -> Any:
     return args[0] if args else Any
 
 
-def _parse_value(annotation: Any, raw: str | list[str]) -> Any:
+def _parse_value(annotation: Any, raw: str | list[str], key: str = "") -> Any:
+    """A command-line value as the field wants it. One scalar where a list is expected becomes a
+    one-item list (`train_data=a.txt`), except a number, bool or null for a list of text: that is
+    refused rather than turned into its spelling (`stop_strings=5` is not ['5'])."""
     if isinstance(raw, list):
         item = _list_item(annotation)
         return [r if _wants_text(item) else _yaml_scalar(r) for r in raw]
@@ -106,15 +107,52 @@ def _parse_value(annotation: Any, raw: str | list[str]) -> Any:
     value = _yaml_scalar(raw)
     if _is_list(annotation) and not isinstance(value, list):
         item = _list_item(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and str in typing.get_args(annotation):
+            return raw  # `str | list[str]`: one value is that text (`data=2024`)
+        if _wants_text(item) and not isinstance(value, str):
+            raise UserError(f"config error: {key} takes a list of strings, got {raw!r}; "
+                            f"write {key}='[\"{raw}\"]' if you mean the text {raw!r}")
         return [raw if _wants_text(item) else value]
     return value
 
 
 def _yaml_scalar(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw) if raw != "" else ""
+        return load_yaml(raw) if raw != "" else ""
+    except _DuplicateKey as e:
+        raise UserError(f"config error: {raw!r} has a {e.problem}") from None
     except yaml.YAMLError:
         return raw
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping that holds one key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping holding one key twice (PyYAML keeps the last one
+    silently, so a pasted duplicate would override the line above it unseen)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden by design
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, typing.Hashable) and key in seen:
+            raise _DuplicateKey(
+                None, None, f"duplicate key '{key}' (line {key_node.start_mark.line + 1})", key_node.start_mark)
+        seen.add(key) if isinstance(key, typing.Hashable) else None
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load, but a mapping with a duplicate key is a yaml.YAMLError (used for every config read)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
@@ -154,7 +192,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if loaded is not None and not isinstance(loaded, dict):
@@ -171,7 +211,7 @@ def load_config(
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     for key, raw in (overrides or {}).items():
         annotation = _field_type(cls, key)
-        value = _parse_value(annotation, raw) if isinstance(raw, (str, list)) else raw
+        value = _parse_value(annotation, raw, key) if isinstance(raw, (str, list)) else raw
         _set_dotted(data, key, value)
     try:
         return cls.model_validate(data)
@@ -261,9 +301,12 @@ def config_help(cls: type[BaseModel], prog: str, positional: tuple[str, ...] = (
 def _field_lines(cls: type[BaseModel], prefix: str) -> list[str]:
     out = []
     for name, field in cls.model_fields.items():
-        nested = _model_in(field.annotation)
-        if nested is not None and not _is_list(field.annotation):
-            out += _field_lines(nested, f"{prefix}{name}.")
+        nested = _models_in(field.annotation)
+        if nested and not _is_list(field.annotation):
+            for model in nested:
+                if len(nested) > 1:  # a union of models: say which one the next lines belong to
+                    out.append(f"  {prefix}{name} as {model.__name__}: {(model.__doc__ or '').strip().splitlines()[0]}")
+                out += _field_lines(model, f"{prefix}{name}.")
             continue
         ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
         default = "required" if field.is_required() else f"default {field.default!r}"

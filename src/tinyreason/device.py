@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import math
 import mmap
+import re
 import sys
 from typing import Literal
 
@@ -18,6 +19,9 @@ DtypeName = Literal["float32", "bfloat16"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """auto (CUDA when available, else CPU), cpu, cuda or cuda:N; anything else is a UserError."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise UserError(f"unknown device '{name}' (auto, cpu, cuda or cuda:N)")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -2,7 +2,8 @@
 
 Metrics are appended one JSON object per line and flushed, so a killed run keeps every
 line it logged. On resume, lines past the checkpointed step are dropped (`truncate_after`)
-so the file reads as one uninterrupted run.
+so the file reads as one uninterrupted run. `report_to` also sends each record's numbers to
+TensorBoard or W&B (`tinyreason.telemetry`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.progress import (
 
 from tinyreason.config import dump_config
 from tinyreason.fileio import _json_default, atomic_write_text
+from tinyreason.telemetry import ReportTo, open_writer, scalars
 
 T = TypeVar("T")
 console = Console(stderr=True, soft_wrap=True)  # no hard wrap at 80 columns in logs
@@ -38,6 +40,8 @@ class RunDir:
     def __init__(self, path: str | Path, is_main: bool = True):
         self.path = Path(path)
         self.is_main = is_main
+        self.writer = None  # TensorBoard / W&B (report_to)
+        self.resumed_at: int | None = None  # the checkpoint step this process continues from
         if is_main:
             self.path.mkdir(parents=True, exist_ok=True)
 
@@ -49,6 +53,18 @@ class RunDir:
         if self.is_main:
             atomic_write_text(self.path / "config.yaml", dump_config(cfg))
 
+    def report_to(self, kind: ReportTo, cfg: BaseModel, project: str | None = None, name: str | None = None) -> None:
+        """From now on also send each record's numbers to TensorBoard or W&B (`tinyreason.telemetry`)."""
+        if self.is_main:
+            self.close()
+            self.writer = open_writer(kind, self.path, cfg.model_dump(mode="json"), project, name, self.resumed_at)
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard / W&B writer, if any (metrics.jsonl needs no closing)."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.close()
+
     def log(self, record: dict[str, Any]) -> None:
         """Append one metrics record (a `time` field is added). NaN/Inf become null."""
         if not self.is_main:
@@ -58,9 +74,12 @@ class RunDir:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
+        if self.writer is not None and isinstance(record.get("step"), int):
+            self.writer.log(record["step"], scalars(record))
 
     def truncate_after(self, step: int, key: str = "step") -> None:
         """Drop metric lines with `key` > step (lines logged after the checkpoint we resume from)."""
+        self.resumed_at = step
         if not self.is_main or not self.metrics_path.exists():
             return
         kept = [

@@ -166,7 +166,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, stockfish_path):
     binary.write_bytes(b"\x00\x01{{{ not chess")
     assert cli_main(["chess", "datagen", "--out", str(tmp_path / "b.txt"), "--pgn", str(binary), "--stockfish", stockfish_path]) == 2
     assert "no positions found in PGN" in capsys.readouterr().err
-    out.unlink()
+    assert not out.exists()  # the failed runs above left no empty output behind (issue #26)
     out.write_text("someone else's file\n")
     assert cli_main(["chess", "datagen", "--out", str(out), "--stockfish", stockfish_path]) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "someone else's file\n"
@@ -244,3 +244,54 @@ def test_mating_and_ending_moves():
     assert mates == ["f7e8", "f7f8", "f7g7", "f7h7"]
     assert set(mates) < set(ends) and "g6h6" in ends and "f7c4" in ends  # stalemates end the game too
     assert ending_moves(chess.Board()) == []
+
+
+@pytest.mark.slow
+def test_shards_concatenated_equal_one_run_and_resume_on_their_own(tmp_path, capsys, stockfish_path):
+    one = tmp_path / "one.txt"
+    assert _gen(one, "--games", "5", stockfish=stockfish_path) == 0
+    shards = [tmp_path / f"s{k}.txt" for k in range(3)]
+    for k, out in enumerate(shards):  # games 0, 1-2, 3-4
+        assert _gen(out, "--games", "5", "--shard", f"{k}/3", "--workers", "2" if k == 2 else "1", stockfish=stockfish_path) == 0
+    assert b"".join(s.read_bytes() for s in shards) == one.read_bytes() and all(s.stat().st_size for s in shards)
+    assert json.loads((tmp_path / "s2.txt.state.json").read_text())["games_done"] == 2
+    # a kill in the middle of shard 2's second game, then the same command again
+    game3 = tmp_path / "g3.txt"
+    assert _gen(game3, "--games", "5", "--shard", "3/5", stockfish=stockfish_path) == 0
+    first_game = game3.stat().st_size
+    state = json.loads((tmp_path / "s2.txt.state.json").read_text())
+    state.update(games_done=1, bytes=first_game)
+    (tmp_path / "s2.txt.state.json").write_text(json.dumps(state))
+    with open(shards[2], "r+b") as f:
+        f.truncate(first_game + 10)
+    assert _gen(shards[2], "--games", "5", "--shard", "2/3", stockfish=stockfish_path) == 0
+    assert b"".join(s.read_bytes() for s in shards) == one.read_bytes()
+    capsys.readouterr()
+    assert _gen(shards[2], "--games", "5", "--shard", "1/3", stockfish=stockfish_path) == 2  # another shard's settings
+    assert "other settings (game_span, shard)" in capsys.readouterr().err
+    assert _gen(shards[2], "--games", "6", "--shard", "2/3", stockfish=stockfish_path) == 2  # games 4-5 now
+    assert "other settings (game_span)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pgn_shards_concatenated_equal_one_run(tmp_path, stockfish_path):
+    pgn = tmp_path / "g.pgn"
+    pgn.write_text(SCHOLAR + '\n[Event "c"]\n\n1. f3 e5 2. g4 Qh4# 0-1\n')
+    args = ["--pgn", str(pgn), "--games", "null", "--stockfish", stockfish_path, "--nodes", "300"]
+    one = tmp_path / "one.txt"
+    assert cli_main(["chess", "datagen", "--out", str(one), *args]) == 0
+    shards = [tmp_path / f"s{k}.txt" for k in range(2)]  # games 0, 1-2
+    for k, out in enumerate(shards):
+        assert cli_main(["chess", "datagen", "--out", str(out), *args, "--shard", f"{k}/2"]) == 0
+    assert b"".join(s.read_bytes() for s in shards) == one.read_bytes() and shards[0].stat().st_size
+    empty = tmp_path / "e.txt"  # more shards than games: an empty share, not an error
+    assert cli_main(["chess", "datagen", "--out", str(empty), *args, "--shard", "0/4"]) == 0
+    assert empty.read_bytes() == b""
+
+
+def test_bad_shard_exits_2_with_one_line(tmp_path, capsys):
+    for value in ["4/4", "1", "a/3", "-1/4", "0/0"]:
+        rc = cli_main(["chess", "datagen", "--out", str(tmp_path / "x.txt"), "--shard", value])
+        err = capsys.readouterr().err
+        assert rc == 2 and "shard" in err and err.count("\n") == 1, (value, err)
+    assert not (tmp_path / "x.txt").exists()

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 import yaml
 
-from tinyreason.hrm.config import HRMArchConfig
+from tinyreason.hrm.config import TRM_NAME, HRMArchConfig, TRMArchConfig
 from tinyreason.hrm.model import HRMACT
 
 FIXTURE_NAMES = ("rope_f32", "learned_bf16")
+TRM_FIXTURE_NAMES = ("att_rope_f32", "mlp_t_f32", "att_learned_bf16")
 
 
 def tiny_arch(**overrides) -> dict:
@@ -32,6 +33,20 @@ def tiny_config(**overrides) -> HRMArchConfig:
     return HRMArchConfig.model_validate(data)
 
 
+def tiny_trm_arch(**overrides) -> dict:
+    """A tiny TRM `arch` section as the official TRM trainer dumps it (H_layers 0, ignored)."""
+    arch = {**tiny_arch(), "name": TRM_NAME, "H_layers": 0, "L_layers": 2, "H_cycles": 2, "L_cycles": 2,
+            "mlp_t": False, "puzzle_emb_len": 2, "no_ACT_continue": True}
+    arch.update(overrides)
+    return arch
+
+
+def tiny_trm_config(**overrides) -> TRMArchConfig:
+    data = {**tiny_trm_arch(), "vocab_size": 7, "seq_len": 9, "num_puzzle_identifiers": 5, "batch_size": 4}
+    data.update(overrides)
+    return TRMArchConfig.model_validate(data)
+
+
 def official_state_dict(model: HRMACT) -> dict[str, torch.Tensor]:
     """State dict as the official trainer saves it (compiled loss head: `_orig_mod.model.` prefix)."""
     return {f"_orig_mod.model.{k}": v.clone() for k, v in model.state_dict().items()}
@@ -44,15 +59,15 @@ def write_all_config(folder: Path, arch: dict, global_batch_size: int = 4) -> Pa
     return path
 
 
-def make_run(folder: Path, steps=(10, 20, 30, 40, 50), scales=(0.5, 0.1, 0.001, 0.0005), seed: int = 0) -> HRMACT:
-    """A run folder of tiny official-format checkpoints whose weights move less and less."""
+def make_run(folder: Path, steps=(10, 20, 30, 40, 50), scales=(0.5, 0.1, 0.001, 0.0005), seed: int = 0, trm: bool = False) -> HRMACT:
+    """A run folder of tiny official-format checkpoints (HRM, or TRM with `trm`) whose weights move less and less."""
     torch.manual_seed(seed)
-    cfg = tiny_config()
+    cfg = tiny_trm_config() if trm else tiny_config()
     model = HRMACT(cfg)
     with torch.no_grad():
         model.inner.q_head.weight.normal_(0, 0.1)
         model.inner.puzzle_emb.weights.normal_(0, 0.1)
-    write_all_config(folder, tiny_arch())
+    write_all_config(folder, tiny_trm_arch() if trm else tiny_arch())
     for i, step in enumerate(steps):
         if i:
             with torch.no_grad():
@@ -62,8 +77,8 @@ def make_run(folder: Path, steps=(10, 20, 30, 40, 50), scales=(0.5, 0.1, 0.001, 
     return model
 
 
-def reference(fixtures: Path, name: str) -> dict[str, np.ndarray]:
-    with np.load(fixtures / "hrm_official" / name / "reference_io.npz") as z:
+def reference(fixtures: Path, name: str, family: str = "hrm_official") -> dict[str, np.ndarray]:
+    with np.load(fixtures / family / name / "reference_io.npz") as z:
         return {k: z[k] for k in z.files}
 
 

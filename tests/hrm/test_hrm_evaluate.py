@@ -116,3 +116,35 @@ def test_embedded_checkpoint_evaluates_by_name(tmp_path, capsys):
     assert agg["accuracy"] > (77 + 0.6 * 4) / 81 and agg["solve_rate"] >= 0.2
     assert cli(["hrm", "eval", "--checkpoint", "embedded:nope", "--data", "x"]) == 2
     assert "no embedded model 'nope'" in capsys.readouterr().err
+
+
+def _tiny_arc_checkpoint(folder, num_puzzle_identifiers):
+    import torch
+    from hrm_test_utils import official_state_dict, tiny_arch, tiny_config, write_all_config
+    from tinyreason.hrm.model import HRMACT
+
+    torch.manual_seed(0)
+    model = HRMACT(tiny_config(vocab_size=12, seq_len=900, num_puzzle_identifiers=num_puzzle_identifiers))
+    write_all_config(folder, tiny_arch())
+    torch.save(official_state_dict(model), folder / "step_1")
+    return folder / "step_1"
+
+
+def test_eval_merges_several_data_paths_and_votes_on_trm_test_puzzles(fixtures, tmp_path, capsys):
+    """`--data A B` as TRM's data_paths (puzzle embeddings for both folders' identifiers); the ARC
+    section takes TRM's test_puzzles.json tasks, only those evaluated under --limit."""
+    trm = str(fixtures / "trm_datasets/arc-trm-aug3")
+    ckpt = _tiny_arc_checkpoint(tmp_path / "run", 98)
+    out = tmp_path / "r.json"
+    assert cli(["hrm", "eval", "--checkpoint", str(ckpt), "--data", trm, trm, "--limit", "3", "--out", str(out), "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"]["path"] == [trm, trm] and report["config"]["data"] == [trm, trm]
+    assert report["dataset"]["metadata"]["num_puzzle_identifiers"] == 98 and report["dataset"]["examples"] == 40
+    assert report["arc"]["num_tasks"] == 1 and list(report["arc"]["submission"]) == ["48131b3c"]
+    assert [p["puzzle"] for p in report["per_puzzle_metrics"]][1].startswith("48131b3c|||t")
+    # a single path is text, as before; a folder of other identifiers does not merge
+    assert cli(["hrm", "eval", "--checkpoint", str(ckpt), "--data", trm, "--limit", "1", "--out", str(out), "--device", "cpu"]) == 0
+    assert json.loads(out.read_text())["config"]["data"] == trm
+    other = str(fixtures / "trm_datasets/arc-trm-aug0")
+    assert cli(["hrm", "eval", "--checkpoint", str(ckpt), "--data", trm, other, "--device", "cpu"]) == 2
+    assert "num_puzzle_identifiers 13 differs from 49" in capsys.readouterr().err

@@ -98,3 +98,21 @@ def test_trainer_overfits_a_handful_of_puzzles_and_resumes(fixtures, tmp_path):
     agg = aggregate(run_eval(loaded.model, open_split(data, "test"), show_progress=False))
     assert agg["accuracy"] > 0.9  # hard sudoku (~25 givens) memorised token by token
     assert (run / "training_curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_trainer_reports_to_tensorboard_across_a_resume(fixtures, tmp_path):
+    from tracker_files import metrics_series, same_series, tensorboard_scalars
+
+    data = tiny_dataset(fixtures, tmp_path, n=2)
+    run = tmp_path / "run"
+    cfg = {"arch": {"H_cycles": 1, "L_cycles": 1, "H_layers": 1, "L_layers": 1, "hidden_size": 32, "num_heads": 2,
+                    "expansion": 2, "puzzle_emb_ndim": 32, "halt_max_steps": 2, "forward_dtype": "float32"},
+           "data_path": str(data), "checkpoint_path": str(run), "global_batch_size": 2, "epochs": 1000, "device": "cpu",
+           "log_every": 2, "eval_every": 3, "eval_limit": 2, "checkpoint_every": 4, "report_to": "tensorboard"}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert train_main(["--config", str(tmp_path / "cfg.yaml"), "max_steps=6"]) == 0
+    assert train_main(["--config", str(tmp_path / "cfg.yaml"), "max_steps=8"]) == 0  # resumes at 6
+    logged = tensorboard_scalars(run)
+    assert [s for s, _ in logged["train/lm_loss"]] == [2, 4, 6, 8] and [s for s, _ in logged["eval/accuracy"]] == [3, 6, 8]
+    assert same_series(logged, metrics_series(run))

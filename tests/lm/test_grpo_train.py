@@ -117,6 +117,20 @@ def test_rollout_activations_stand_in_for_the_first_update_forward(tiny_model_di
         assert kept_rec[key] == pytest.approx(plain_rec[key], rel=1e-4, abs=1e-6), key
 
 
+def test_cpu_contention_lowers_threads_mid_run_and_restores_them(tiny_model_dir, rook_data, tmp_path, monkeypatch):
+    from tinyreason import contention
+
+    waited = iter(range(0, 10**6, 1000))  # each step reads 1000 s more run-queue wait: contended throughout
+    monkeypatch.setattr(contention, "runqueue_wait", lambda: float(next(waited)))
+    monkeypatch.setattr(contention, "cpu_limit", lambda: 2)
+    torch.set_num_threads(2)  # tests/lm/conftest.py puts one thread back afterwards
+    run = tmp_path / "busy"
+    assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, eval_every=0, max_steps=4, num_iterations=1)) == 0
+    recs = [r for r in read_metrics(run) if "loss" in r]
+    assert [r.get("contention/threads") for r in recs] == [None, 1, None, None]  # two contended steps, then down
+    assert torch.get_num_threads() == 2  # restored when the run ends
+
+
 def test_kl_safety_stop_keeps_last_good_checkpoint(tiny_model_dir, rook_data, tmp_path):
     run = tmp_path / "kl"
     rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, num_iterations=1, **{

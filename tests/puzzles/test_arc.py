@@ -35,6 +35,14 @@ def test_colour_and_dihedral_augment_round_trip(tid):
     name = f"abc_t{tid}_{''.join(map(str, cmap))}"
     assert arc.parse_aug_name(name)[0] == "abc" and arc.parse_aug_name(name)[1] == tid
     assert np.array_equal(arc.parse_aug_name(name)[2], cmap)
+    trm = arc.parse_aug_name(f"abc|||t{tid}|||{''.join(map(str, cmap))}")  # TRM's naming
+    assert trm[:2] == ("abc", tid) and np.array_equal(trm[2], cmap)
+
+
+@pytest.mark.parametrize("name", ["abc|||t8|||0123456789", "abc|||t1|||0123", "abc|||t1|||0123456788", "abc|||0123456789"])
+def test_malformed_trm_names_are_user_errors(name):
+    with pytest.raises(UserError, match="TRM's naming"):
+        arc.parse_aug_name(name)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (30, 30), (30, 4), (4, 30)])

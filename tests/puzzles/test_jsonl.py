@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from puzzle_paths import DATASETS, HRM_DATASETS
+from puzzle_paths import DATASETS, HRM_DATASETS, TRM_DATASETS
 from tinyreason.cli import main
 from tinyreason.puzzles.dataset import open_split, read_identifiers
 
@@ -23,6 +23,15 @@ def test_layout_to_jsonl_and_back_is_identical(name, tmp_path):
         assert a.metadata == b.metadata
         for field in ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+@pytest.mark.parametrize("root", [TRM_DATASETS / "arc-trm-aug3", HRM_DATASETS / "arc-aug3"])
+def test_dataset_json_round_trips_with_and_without_trm_total_puzzles(root, tmp_path):
+    assert main(["hrm", "convert", str(root), str(tmp_path / "jsonl")]) == 0
+    assert main(["hrm", "convert", str(tmp_path / "jsonl"), str(tmp_path / "back")]) == 0
+    for split in ("train", "test"):
+        assert (tmp_path / "back" / split / "dataset.json").read_bytes() == (root / split / "dataset.json").read_bytes()
+        assert np.array_equal(open_split(tmp_path / "back", split).labels, open_split(root, split).labels)
 
 
 def test_plain_jsonl_without_metadata(tmp_path, capsys):

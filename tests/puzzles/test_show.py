@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from puzzle_paths import HRM_DATASETS
+from puzzle_paths import HRM_DATASETS, TRM_DATASETS
 from tinyreason.cli import main
 from tinyreason.puzzles.dataset import open_split
 
@@ -63,3 +63,9 @@ def test_show_bad_kind_and_predictions_file_exit_2(tmp_path, capsys):
     assert main(["hrm", "show", root, "--predictions", str(tmp_path / "short.npz")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "cut.npz is not a readable .npz file" in err[0] and "expected (N, 81)" in err[1]
+
+
+def test_show_trm_arc_names_the_augmented_puzzle(capsys):
+    assert main(["hrm", "show", str(TRM_DATASETS / "arc-trm-aug3"), "--index", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "48131b3c|||t4|||0132874659" in out and "input" in out and "label" in out

@@ -9,31 +9,37 @@ Resume: after each game its lines are appended and fsynced, then `<out>.state.js
 the file to the recorded size (dropping a game half-written by a kill) and continues with
 the next game, so nothing is duplicated or lost. The resolved config goes to
 `<out>.config.yaml`.
+
+Shards: `--shard K/N` (K = 0..N-1) writes only games [K*G//N, (K+1)*G//N) of the G games
+(self-play: `games`; PGN: the file's games, up to `games`, counted first). A game's
+samples depend only on (settings, game index), so the N outputs concatenated in K order
+are byte-identical to one run's; each shard resumes on its own like any output.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import chess.pgn
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tinyreason.chess.engine import Engine
+from tinyreason.chess.gamesource import count_pgn_games, parse_shard, pgn_games, shard_span
 from tinyreason.chess.selfplay import GameResult, game_samples
 from tinyreason.config import StrictModel, dump_config, parse_command
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json, atomic_write_text
+from tinyreason.runguard import output_file, refuse_same
 from tinyreason.runlog import console, make_progress
 
 # Settings that do not change the bytes written; everything else must match on resume.
-_NOT_CONTENT = {"out", "games", "workers", "overwrite", "stockfish", "hash_mb"}
+_NOT_CONTENT = {"out", "games", "workers", "overwrite", "stockfish", "hash_mb", "shard"}
 
 
 class DatagenConfig(StrictModel):
@@ -60,6 +66,15 @@ class DatagenConfig(StrictModel):
     stockfish: str | None = Field(None, description="Stockfish binary (default: $STOCKFISH, PATH, /usr/games)")
     hash_mb: int = Field(16, ge=1, description="Stockfish hash size per process")
     overwrite: bool = Field(False, description="start over even if the output exists")
+    shard: str | None = Field(None, description="K/N: write only the K-th of N contiguous shares of the games "
+                              "(K = 0..N-1); the N files concatenated in K order equal one run's")
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_shard(v)
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> DatagenConfig:
@@ -76,14 +91,20 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state.json")
 
 
-def _fingerprint(cfg: DatagenConfig) -> dict:
-    return cfg.model_dump(mode="json", exclude=_NOT_CONTENT)
+def _fingerprint(cfg: DatagenConfig, span: tuple[int, int | None]) -> dict:
+    fingerprint = cfg.model_dump(mode="json", exclude=_NOT_CONTENT)
+    if cfg.shard is not None:  # a shard's games are content (an unsharded run may grow `games`)
+        fingerprint.update(shard=cfg.shard, game_span=list(span))
+    return fingerprint
 
 
-def _resume(cfg: DatagenConfig, out: Path) -> dict:
-    """The state to continue from (a fresh one when starting over); truncates a torn tail."""
+def _resume(cfg: DatagenConfig, out: Path, span: tuple[int, int | None]) -> dict:
+    """The state to continue from (a fresh one when starting over); truncates a torn tail.
+
+    `games_done` counts the games written to this file: the next game is span[0] + games_done.
+    """
     state_file = state_path(out)
-    fresh = {"fingerprint": _fingerprint(cfg), "games_done": 0, "bytes": 0, "positions": 0, "policy": 0, "env": 0}
+    fresh = {"fingerprint": _fingerprint(cfg, span), "games_done": 0, "bytes": 0, "positions": 0, "policy": 0, "env": 0}
     if cfg.overwrite or not out.exists():
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -111,32 +132,6 @@ def _resume(cfg: DatagenConfig, out: Path) -> dict:
         with open(out, "r+b") as f:
             f.truncate(state["bytes"])
     return state
-
-
-def _pgn_games(path: str, start: int, limit: int | None) -> Iterator[tuple[int, tuple[str, list[str]] | None, str | None]]:
-    """(index, (start FEN, UCI moves), warning) for each game of a PGN file from `start`."""
-    logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # its errors come back as warnings below
-    try:
-        handle = open(path, encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise UserError(f"cannot read PGN '{path}': {e.strerror}") from None
-    with handle:
-        index = 0
-        while limit is None or index < limit:
-            game = chess.pgn.read_game(handle)
-            if game is None:
-                if index == 0:
-                    raise UserError(f"no games found in PGN '{path}'")
-                return
-            if index >= start:
-                try:
-                    start_fen = game.board().fen()
-                except ValueError as e:
-                    raise UserError(f"{path}: game {index + 1}: malformed FEN header: {e}") from None
-                moves = [m.uci() for m in game.mainline_moves()]
-                warning = f"game {index + 1}: {game.errors[0]} (kept the {len(moves)} moves before it)" if game.errors else None
-                yield index, (start_fen, moves), warning
-            index += 1
 
 
 # --- worker processes: one Stockfish each -------------------------------------------------
@@ -167,11 +162,19 @@ def _run_game(unit: tuple[int, tuple[str, list[str]] | None, str | None]) -> Gam
     return result
 
 
-def _units(cfg: DatagenConfig, start: int) -> Iterator[tuple[int, tuple[str, list[str]] | None, str | None]]:
+def _span(cfg: DatagenConfig) -> tuple[int, int | None]:
+    """Game indices [start, stop) this output holds (stop None: to the PGN's end)."""
+    if cfg.shard is None:
+        return 0, cfg.games
+    total = cfg.games if cfg.pgn is None else count_pgn_games(cfg.pgn, cfg.games)
+    return shard_span(*parse_shard(cfg.shard), total)
+
+
+def _units(cfg: DatagenConfig, start: int, stop: int | None) -> Iterator[tuple[int, tuple[str, list[str]] | None, str | None]]:
     if cfg.pgn is not None:
-        yield from _pgn_games(cfg.pgn, start, cfg.games)
+        yield from pgn_games(cfg.pgn, start, stop)
     else:
-        for index in range(start, cfg.games or 0):
+        for index in range(start, stop or 0):
             yield index, None, None
 
 
@@ -199,22 +202,25 @@ def run(cfg: DatagenConfig) -> dict:
     out = Path(cfg.out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name")
-    state = _resume(cfg, out)
+    first, stop = span = _span(cfg)
+    state = _resume(cfg, out, span)
     atomic_write_text(out.with_name(out.name + ".config.yaml"), dump_config(cfg))
-    total = cfg.games
+    total = None if stop is None else stop - first
+    if cfg.shard is not None:
+        console.print(f"shard {cfg.shard}: {total} games" + (f", indices {first}..{stop - 1}" if total else ""))
     if total is not None and state["games_done"] >= total:
         console.print(f"{out}: all {total} games already done ({state['policy']} policy, {state['env']} env samples)")
         return {**state, "seconds": 0.0}
     t0, positions0 = time.perf_counter(), state["positions"]
     with make_progress() as bar, open(out, "ab") as f:
-        task = bar.add_task("datagen games", total=total if cfg.pgn is None else None,
+        task = bar.add_task("datagen games", total=total if cfg.pgn is None or cfg.shard is not None else None,
                             completed=state["games_done"], info="")
-        for result in _results(cfg, _units(cfg, state["games_done"])):
+        for result in _results(cfg, _units(cfg, first + state["games_done"], stop)):
             data = "".join(line + "\n" for line in result.lines).encode("utf-8")
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-            state.update(games_done=result.index + 1, bytes=state["bytes"] + len(data),
+            state.update(games_done=result.index + 1 - first, bytes=state["bytes"] + len(data),
                          positions=state["positions"] + result.positions,
                          policy=state["policy"] + result.policy, env=state["env"] + result.env)
             atomic_write_json(state_path(out), state)
@@ -223,7 +229,7 @@ def run(cfg: DatagenConfig) -> dict:
             rate = (state["positions"] - positions0) / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, completed=state["games_done"], info=f"{state['positions']} positions, {rate:.1f}/s")
     seconds = time.perf_counter() - t0
-    if cfg.pgn is not None and state["positions"] == 0:
+    if cfg.pgn is not None and state["positions"] == 0 and total != 0:
         raise UserError(f"no positions found in PGN '{cfg.pgn}' (is it a PGN file with moves?)")
     console.print(f"{out}: {state['games_done']} games, {state['positions']} positions, "
                   f"{state['policy']} policy + {state['env']} env samples ({seconds:.1f} s this run)")
@@ -232,5 +238,32 @@ def run(cfg: DatagenConfig) -> dict:
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(DatagenConfig, argv, prog="tinyreason chess datagen")
-    run(cfg)
+    out = Path(cfg.out)
+    refuse_same(out, "--out", {"--pgn": cfg.pgn, "--stockfish": cfg.stockfish})
+    with output_file(out, (state_path(out), out.with_name(out.name + ".config.yaml"))):
+        if cfg.pgn is not None and (cut := truncated_move(cfg.pgn)) is not None:
+            console.print(f"[yellow]warning[/]: {cfg.pgn} ends in the middle of a move ({cut!r}): "
+                          f"its last game keeps the moves before it")
+        run(cfg)
     return 0
+
+
+# a PGN's last token, when complete: a move (SAN or UCI, maybe numbered, with check/NAG marks),
+# a move number, a result, a NAG, or the end of a comment, variation or tag
+_PGN_MOVE = re.compile(r"(\d+\.+)?([NBKRQ]?[a-h]?[1-8]?[-x]?[a-h][1-8](=?[NBRQnbrq])?|[a-h][1-8][a-h][1-8][qrbn]?"
+                       r"|[O0]-[O0](-[O0])?|--|Z0)[+#]?[!?]*")
+_PGN_END = re.compile(r"1-0|0-1|1/2-1/2|\*|\d+\.+|\$\d+|.*[})\]]")
+
+
+def truncated_move(path: str | Path) -> str | None:
+    """The last token of a PGN file when it is a move cut short (`Nf3 Nc`, a download that
+    stopped): python-chess skips such a token without an error, dropping the move silently."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 256))
+        tokens = f.read().decode("utf-8", errors="replace").split()
+    if not tokens or _PGN_MOVE.fullmatch(tokens[-1]) or _PGN_END.fullmatch(tokens[-1]):
+        return None
+    return tokens[-1]

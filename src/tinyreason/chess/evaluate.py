@@ -28,6 +28,7 @@ from tinyreason.config import StrictModel, parse_command
 from tinyreason.device import DeviceName, DtypeName, pick_device, pick_dtype
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json, atomic_write_text
+from tinyreason.runguard import refuse_same
 from tinyreason.runlog import console, make_progress
 
 CP_CLIP = 1000  # centipawns: evals are clipped to +-10 pawns before differencing (as lichess)
@@ -232,8 +233,21 @@ def print_table(results: dict, rows: list[dict], show: int = 3) -> None:
                           highlight=False)
 
 
+def check_outputs(cfg: EvalConfig) -> None:
+    """--out and --records must differ from each other and from every input (data, model files)."""
+    inputs: dict[str, str | Path | None] = {"--data": cfg.data, "--mate-in-one": cfg.mate_in_one}
+    model = Path(cfg.model)
+    if model.is_dir():
+        inputs.update({f"the model's {p.name}": p for p in model.iterdir()})
+    elif model.is_file():
+        inputs["--model"] = model
+    refuse_same(cfg.out, "--out", {**inputs, "--records": cfg.records})
+    refuse_same(cfg.records, "--records", inputs)
+
+
 def main(argv: list[str]) -> int:
     cfg = parse_command(EvalConfig, argv, prog="tinyreason chess eval")
+    check_outputs(cfg)
     from tinyreason.lm.model import load_model
 
     torch.manual_seed(cfg.seed)

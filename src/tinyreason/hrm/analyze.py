@@ -23,7 +23,7 @@ from tinyreason.config import StrictModel, dump_config, parse_command, read_yaml
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write, atomic_write_json, atomic_write_text
 from tinyreason.hrm.checkpoint import find_checkpoints, read_state_dict, validate_state_dict
-from tinyreason.hrm.config import from_official
+from tinyreason.hrm.config import from_official, is_trm
 from tinyreason.hrm.evalresults import read_eval_results
 from tinyreason.runlog import console, progress
 
@@ -31,7 +31,7 @@ PUZZLE_GROUP = "puzzle_emb"
 
 
 class AnalyzeConfig(StrictModel):
-    """Analyse all step_N checkpoints of an HRM run (official layout)."""
+    """Analyse all step_N checkpoints of an HRM or TRM run (official layout)."""
 
     run_dir: str = Field(..., description="folder with step_N checkpoints and all_config.yaml")
     out: str = Field(..., description="report folder (analysis.json, analysis.md, PNG plots)")
@@ -84,6 +84,7 @@ def analyze_run(cfg: AnalyzeConfig) -> dict:
     raw = read_yaml(config_path)  # once for the run; each checkpoint adds its dataset-derived sizes
     rows: list[dict] = []
     prev: dict[str, torch.Tensor] | None = None
+    family = "TRM" if is_trm((raw.get("arch") if isinstance(raw.get("arch"), dict) else raw).get("name")) else "HRM"
     for step, path in progress(ckpts, "analyze checkpoints"):
         row: dict = {"step": step, "path": str(path), "valid": False, "errors": [], "norms": {}, "change": {}}
         try:
@@ -102,7 +103,7 @@ def analyze_run(cfg: AnalyzeConfig) -> dict:
         if report.ok:
             prev = state
         rows.append(row)
-    return {"run_dir": str(cfg.run_dir), "checkpoints": rows, **_verdict(rows, cfg)}
+    return {"run_dir": str(cfg.run_dir), "family": family, "checkpoints": rows, **_verdict(rows, cfg)}
 
 
 def _verdict(rows: list[dict], cfg: AnalyzeConfig) -> dict:
@@ -156,7 +157,7 @@ def _recommend(valid: list[dict], cfg: AnalyzeConfig) -> dict:
 
 
 def write_markdown(result: dict, out: Path) -> None:
-    lines = [f"# HRM run analysis: {result['run_dir']}", "", f"**Verdict:** {result['verdict']}" + (f" (since step {result['converged_since']})" if result["converged_since"] is not None else ""), "", f"Rule: {result['rule']}.", ""]
+    lines = [f"# {result.get('family', 'HRM')} run analysis: {result['run_dir']}", "", f"**Verdict:** {result['verdict']}" + (f" (since step {result['converged_since']})" if result["converged_since"] is not None else ""), "", f"Rule: {result['rule']}.", ""]
     lines += [f"**Recommended checkpoint:** step {result['recommended']} — {result['recommended_reason']}", ""]
     groups = sorted({g for r in result["checkpoints"] for g in r["norms"]})
     lines += ["| step | valid | change (model) | " + " | ".join(f"‖{g}‖" for g in groups) + " |", "|---" * (3 + len(groups)) + "|"]

@@ -1,8 +1,8 @@
-"""Load HRM checkpoints in the official sapientinc/HRM format (files, run folders, Hub repos).
+"""Load HRM-family checkpoints (official sapientinc/HRM and TRM formats: files, run folders, Hub repos).
 
-The official trainer saves `torch.save(model.state_dict())` of the compiled loss head as
+Both official trainers save `torch.save(model.state_dict())` of the compiled loss head as
 `<run>/step_<N>` next to `all_config.yaml`; published checkpoints on the Hub name the file
-`checkpoint`. Keys carry `_orig_mod.` (torch.compile) and `model.` (loss head) prefixes,
+`checkpoint`. `all_config.yaml`'s `arch.name` says which family (HRM or TRM). Keys carry `_orig_mod.` (torch.compile) and `model.` (loss head) prefixes,
 which we strip. Files load with `torch.load(weights_only=True)` (or safetensors), never
 by unpickling arbitrary objects. Every failure is a one-line UserError.
 """
@@ -22,7 +22,7 @@ import torch
 from tinyreason import hub
 from tinyreason.device import pick_device, pick_dtype
 from tinyreason.errors import UserError
-from tinyreason.hrm.config import HRMArchConfig, from_official, load_arch_config, read_yaml
+from tinyreason.hrm.config import ArchConfig, HRMArchConfig, TRMArchConfig, from_official, load_arch_config, read_yaml
 from tinyreason.hrm.model import HRMACT
 from tinyreason.hrm.validation import ValidationReport, validate_state_dict
 
@@ -39,8 +39,8 @@ _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict")
 
 @dataclass
 class LoadedCheckpoint:
-    model: HRMACT  # in eval mode, on the requested device
-    config: HRMArchConfig
+    model: HRMACT  # in eval mode, on the requested device (an HRM or a TRM inside the ACT wrapper)
+    config: ArchConfig
     path: Path  # the weights file
     step: int | None  # from `step_N`, else None
     raw_config: dict[str, Any] = field(default_factory=dict)  # all_config.yaml (or the explicit config) as read
@@ -147,14 +147,14 @@ def _plain_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def resolve_config(
-    weights: Path, state_dict: dict[str, torch.Tensor], config: HRMArchConfig | dict | str | Path | None = None
-) -> tuple[HRMArchConfig, dict[str, Any]]:
+    weights: Path, state_dict: dict[str, torch.Tensor], config: ArchConfig | dict | str | Path | None = None
+) -> tuple[ArchConfig, dict[str, Any]]:
     """The architecture config for a weights file: explicit, else `all_config.yaml` beside it.
 
     Dataset-derived sizes missing from the config are read off the weights (see
     `tinyreason.hrm.config.infer_dataset_fields`).
     """
-    if isinstance(config, HRMArchConfig):
+    if isinstance(config, (HRMArchConfig, TRMArchConfig)):
         return config, config.model_dump(mode="json")
     if isinstance(config, dict):
         return from_official(config, state_dict, source="explicit config"), config
@@ -176,15 +176,16 @@ def step_of(path: Path) -> int | None:
 
 def load_checkpoint(
     ref: str | Path,
-    config: HRMArchConfig | dict | str | Path | None = None,
+    config: ArchConfig | dict | str | Path | None = None,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype | None = None,
 ) -> LoadedCheckpoint:
-    """Load an HRM checkpoint into an HRMACT model in eval mode.
+    """Load an HRM or TRM checkpoint into an HRMACT model (ACT wrapper of the family) in eval mode.
 
     ref: a weights file, a run folder (latest step_N) or a Hub repo id ("owner/name[@rev]").
-    config: explicit architecture (HRMArchConfig, mapping, or YAML path: official
-    all_config.yaml or a flat arch file); default all_config.yaml next to the weights.
+    config: explicit architecture (HRMArchConfig/TRMArchConfig, mapping, or YAML path: official
+    all_config.yaml or a flat arch file; its `name` picks the family); default all_config.yaml
+    next to the weights.
     dtype: forward dtype override ("float32"/"bfloat16"); default the config's forward_dtype.
     Raises UserError when the weights do not match the config (see `validate_state_dict`).
     """

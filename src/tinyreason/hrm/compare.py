@@ -28,7 +28,7 @@ CHART_METRICS = (("solve_rate", "solve rate"), ("exact_accuracy", "exact"), ("ac
 
 
 class CompareConfig(EvalOptions):
-    """Compare HRM checkpoints on one dataset: a table, JSON and a PNG bar chart."""
+    """Compare HRM and/or TRM checkpoints on one dataset: a table, JSON and a PNG bar chart."""
 
     checkpoints: list[str] = Field(..., min_length=1, description="checkpoint files or run folders (all step_N)")
     png: str | None = Field(None, description="bar chart path (default: next to --out)")
@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
         if not info.is_main:
             return 0
         data_name = resolve_dataset(cfg.data).name
-        title = f"HRM checkpoints on {data_name}/{cfg.split}"
+        title = f"HRM-family checkpoints on {data_name}/{cfg.split}"
         show_and_save(table, title, cfg.out, {"comparison": table, "dataset": str(resolve_dataset(cfg.data)), "config": cfg.model_dump(mode="json")})
         png = cfg.png or (str(Path(cfg.out).with_suffix(".png")) if cfg.out else None)
         if png:

@@ -1,4 +1,4 @@
-"""`tinyreason hrm ensemble`: combine several HRM checkpoints and evaluate the ensemble.
+"""`tinyreason hrm ensemble`: combine several HRM and/or TRM checkpoints and evaluate the ensemble.
 
     tinyreason hrm ensemble --checkpoints A B C --strategy average|vote|stack --data DATASET --out ens.json
         [--weights 0.5 0.3 0.2 | --fit-weights] [--fit-split train --fit-limit 512]
@@ -38,7 +38,7 @@ from tinyreason.runlog import console
 
 
 class EnsembleConfig(EvalOptions):
-    """Evaluate an ensemble of HRM checkpoints (sharing vocabulary and sequence length)."""
+    """Evaluate an ensemble of HRM and/or TRM checkpoints (sharing vocabulary and sequence length)."""
 
     checkpoints: list[str] = Field(..., min_length=2, description="two or more checkpoints (files, run folders, embedded:)")
     strategy: Literal["average", "vote", "stack"] = "average"
@@ -156,7 +156,8 @@ def main(argv: list[str]) -> int:
         table = {n: m["aggregate_metrics"] for n, m in zip(names, report["members"])}
         table[f"ensemble ({cfg.strategy})"] = report["aggregate_metrics"]
         report["comparison"] = table
-        show_and_save(table, f"HRM ensemble on {data_path.name}/{cfg.split}", cfg.out, report)
+        families = "+".join(sorted({lc.config.family for lc in loaded}))
+        show_and_save(table, f"{families} ensemble on {data_path.name}/{cfg.split}", cfg.out, report)
         return 0
     finally:
         dist.cleanup()

@@ -57,7 +57,7 @@ def run_eval(
     kind: str = "auto",
     batch_size: int = 64,
     halt: str = "fixed",
-    adaptive_rule: str = "q_compare",
+    adaptive_rule: str = "auto",
     limit: int | None = None,
     keep: tuple[str, ...] = (),
     show_progress: bool = True,

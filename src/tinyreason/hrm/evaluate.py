@@ -1,4 +1,4 @@
-"""`tinyreason hrm eval`: evaluate an HRM checkpoint on a dataset, with puzzle verification.
+"""`tinyreason hrm eval`: evaluate an HRM or TRM checkpoint on a dataset, with puzzle verification.
 
     tinyreason hrm eval --checkpoint RUN_OR_FILE --data DATASET --out results.json
         [--split test|train] [--limit N] [--halt fixed|adaptive] [--batch-size B]
@@ -6,7 +6,8 @@
     torchrun --nproc-per-node 2 -m tinyreason.cli hrm eval ...   (dataset sharded over ranks)
 
 Writes {"aggregate_metrics", "per_puzzle_metrics", "arc" (ARC only), "checkpoint",
-"dataset", "config", "run"} and prints a table. Metric definitions: `tinyreason.hrm.metrics`.
+"dataset", "config", "run"} and prints a table. Metric definitions: `tinyreason.hrm.metrics`
+(TRM's `pretrain.evaluate` uses the same loss head and reductions as HRM's evaluator).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from rich.table import Table
 
 from tinyreason import dist, hub
@@ -30,7 +31,11 @@ from tinyreason.hrm.checkpoint import LoadedCheckpoint, load_checkpoint
 from tinyreason.hrm.eval_loop import detect_kind, run_eval
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.hrm.model import count_parameters
-from tinyreason.puzzles.dataset import SplitData, example_names, open_split, read_identifiers
+from tinyreason.puzzles.arc import parse_aug_name
+from tinyreason.puzzles.arc_build import read_test_puzzles
+from tinyreason.puzzles.dataset import SplitData
+from tinyreason.puzzles.merge import MergedSplit, open_splits, read_example_names, split_parts
+from tinyreason.runguard import refuse_same
 from tinyreason.runlog import console
 
 TABLE_METRICS = (
@@ -44,12 +49,12 @@ TABLE_METRICS = (
 class EvalOptions(StrictModel):
     """Options shared by eval, ensemble and compare (data, batching, halting, device)."""
 
-    data: str = Field(..., description="dataset folder (official layout) or embedded:<name>/data")
+    data: str | list[str] = Field(..., description="dataset folder (official layout) or embedded:<name>/data; several are merged as TRM's data_paths")
     out: str | None = Field(None, description="results JSON path (none: table only)")
     split: Literal["test", "train"] = "test"
     limit: int | None = Field(None, ge=1, description="first N examples only")
     halt: Literal["fixed", "adaptive"] = "fixed"
-    adaptive_rule: Literal["q_compare", "q_positive"] = "q_compare"
+    adaptive_rule: Literal["auto", "q_compare", "q_positive"] = Field("auto", description="adaptive halting rule; auto = the one the model trained with (HRM q_compare, TRM no_ACT_continue q_positive)")
     batch_size: int = Field(64, ge=1, description="examples per batch and rank")
     device: str = "auto"
     dtype: Literal["float32", "bfloat16"] | None = Field(None, description="forward dtype (default: the checkpoint's)")
@@ -58,9 +63,17 @@ class EvalOptions(StrictModel):
     per_puzzle: bool = Field(True, description="include per_puzzle_metrics in the JSON")
     pass_ks: list[int] = Field(default_factory=lambda: [1, 2], description="ARC pass@k")
 
+    @field_validator("data")
+    @classmethod
+    def _one_dataset_as_text(cls, v: str | list[str]) -> str | list[str]:
+        """`--data A` stays the text "A" (as before several were allowed); `--data A B` is a list."""
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one dataset folder")
+        return v[0] if isinstance(v, list) and len(v) == 1 else v
+
 
 class EvalConfig(EvalOptions):
-    """Evaluate an HRM checkpoint on a dataset in the official layout."""
+    """Evaluate an HRM or TRM checkpoint on a dataset in the official layout."""
 
     checkpoint: str = Field(..., description="step_N file, run folder (latest step), Hub id or embedded:<name>")
 
@@ -70,14 +83,20 @@ def load_for_eval(ref: str, cfg: EvalOptions) -> LoadedCheckpoint:
     return load_checkpoint(ref, config=cfg.arch_config, device=device, dtype=cfg.dtype)
 
 
-def resolve_dataset(ref: str) -> Path:
-    """A dataset folder in the official layout: local, `embedded:<name>/data` or a Hub dataset repo."""
-    return hub.resolve(ref, allow_patterns=["*.json", "*.npy"], repo_type="dataset")
+def resolve_datasets(ref: str | list[str]) -> list[Path]:
+    """Dataset folders in the official layout: local, `embedded:<name>/data` or Hub dataset repos."""
+    return [hub.resolve(r, allow_patterns=["*.json", "*.npy"], repo_type="dataset") for r in ([ref] if isinstance(ref, str) else ref)]
 
 
-def open_data(cfg: EvalOptions) -> tuple[Path, SplitData]:
-    path = resolve_dataset(cfg.data)
-    return path, open_split(path, cfg.split)
+def resolve_dataset(ref: str | list[str]) -> Path:
+    """The dataset folder (the first one where several are merged: it names the run)."""
+    return resolve_datasets(ref)[0]
+
+
+def open_data(cfg: EvalOptions) -> tuple[Path, SplitData | MergedSplit]:
+    """The first dataset folder and the split: of that folder, or of all `cfg.data` folders merged."""
+    paths = resolve_datasets(cfg.data)
+    return paths[0], open_splits(paths, cfg.split)
 
 
 def check_compatible(loaded: LoadedCheckpoint, data: SplitData) -> None:
@@ -126,22 +145,28 @@ def per_puzzle_rows(per: dict[str, np.ndarray], names: list[str]) -> list[dict]:
     return rows
 
 
-def arc_section(per: dict[str, np.ndarray], data: SplitData, names: list[str], pass_ks: list[int]) -> dict:
+def arc_section(per: dict[str, np.ndarray], data: SplitData | MergedSplit, names: list[str], pass_ks: list[int], split: str = "test") -> dict:
+    """ARC voting. On the test split of a TRM dataset its test_puzzles.json gives the tasks and
+    answers, as TRM's evaluator (only the tasks evaluated, when --limit cut the split)."""
     rows = per["example_index"].astype(np.int64)
+    test_puzzles = read_test_puzzles([p.path.parent for p in split_parts(data)]) if split == "test" else None
+    if test_puzzles is not None and len(rows) < len(data):
+        seen = {parse_aug_name(names[i])[0] for i in rows}
+        test_puzzles = {task: puzzle for task, puzzle in test_puzzles.items() if task in seen}
     return arc_vote(
         [names[i] for i in rows], np.asarray(data.inputs[rows]), per["predictions"], np.asarray(data.labels[rows]),
-        per["q_halt_logits"], pass_ks=pass_ks,
+        per["q_halt_logits"], pass_ks=pass_ks, test_puzzles=test_puzzles,
     )
 
 
 def build_report(per: dict[str, np.ndarray], loaded: LoadedCheckpoint, data_path: Path, data: SplitData, cfg: EvalOptions) -> dict:
     """The results JSON of one checkpoint (see module docstring)."""
     kind = detect_kind(data.metadata) if cfg.kind == "auto" else cfg.kind
-    names = example_names(data, read_identifiers(data_path))
+    names = read_example_names(data)
     agg = aggregate(per, loaded.config.halt_max_steps)
     report: dict = {"aggregate_metrics": agg, "step": loaded.step}  # top-level step: `hrm analyze --eval-results` reads it
     if kind == "arc":
-        report["arc"] = arc_section(per, data, names, cfg.pass_ks)
+        report["arc"] = arc_section(per, data, names, cfg.pass_ks, cfg.split)
         agg.update({k: v for k, v in report["arc"].items() if k.startswith("pass@")})
     if cfg.per_puzzle:
         report["per_puzzle_metrics"] = per_puzzle_rows(per, names)
@@ -150,7 +175,8 @@ def build_report(per: dict[str, np.ndarray], loaded: LoadedCheckpoint, data_path
         "parameters": count_parameters(loaded.model),
     }
     report["dataset"] = {
-        "path": str(data_path), "split": cfg.split, "kind": kind, "examples": len(data),
+        "path": str(data_path) if len(split_parts(data)) == 1 else [str(p.path.parent) for p in split_parts(data)],
+        "split": cfg.split, "kind": kind, "examples": len(data),
         "metadata": data.metadata.model_dump(mode="json"),
     }
     report["config"] = cfg.model_dump(mode="json")
@@ -185,9 +211,11 @@ def _fmt(v) -> str:
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(EvalConfig, argv, prog="tinyreason hrm eval")
+    refuse_same(cfg.out, "--out", {"--checkpoint": cfg.checkpoint, "--arch-config": cfg.arch_config})
     info = dist.init(pick_device(cfg.device).type)
     try:
         loaded = load_for_eval(cfg.checkpoint, cfg)
+        refuse_same(cfg.out, "--out", {"the checkpoint file": loaded.path, "its all_config.yaml": loaded.path.parent / "all_config.yaml"})
         data_path, data = open_data(cfg)
         t0 = time.perf_counter()
         per = evaluate_loaded(loaded, data, cfg)
@@ -200,7 +228,7 @@ def main(argv: list[str]) -> int:
             "dtype": loaded.config.forward_dtype, "wall_time": wall, "torch": torch.__version__,
         }
         name = f"{loaded.path.parent.name}/{loaded.path.name}"
-        show_and_save({name: report["aggregate_metrics"]}, f"HRM eval on {data_path.name}/{cfg.split}", cfg.out, report)
+        show_and_save({name: report["aggregate_metrics"]}, f"{loaded.config.family} eval on {data_path.name}/{cfg.split}", cfg.out, report)
         return 0
     finally:
         dist.cleanup()

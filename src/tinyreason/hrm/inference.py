@@ -1,12 +1,13 @@
-"""ACT inference for HRM: the official fixed-step evaluation, and adaptive halting for speed.
+"""ACT inference for the HRM family (HRM, TRM): the official fixed-step evaluation, and adaptive halting for speed.
 
 `fixed` runs every row for exactly `halt_max_steps` ACT steps through the ACT wrapper, as
 the official evaluation does (eval mode never halts early, so batches stay aligned).
 `adaptive` stops each row as soon as its halting rule fires and only computes the rows
 still running, so a batch whose rows halt early costs fewer steps. Rules:
-`q_compare` halts when q_halt > q_continue (the training-time rule), `q_positive` when
-q_halt > 0 (sigmoid(q_halt) > 0.5, i.e. "the model believes its answer is correct").
-Every row halts at `halt_max_steps` at the latest.
+`q_compare` halts when q_halt > q_continue (HRM's training-time rule), `q_positive` when
+q_halt > 0 (sigmoid(q_halt) > 0.5, i.e. "the model believes its answer is correct"; TRM's
+training-time rule under no_ACT_continue, where q_continue is never trained), `auto` the
+rule the model was trained with. Every row halts at `halt_max_steps` at the latest.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from tinyreason.errors import UserError
 from tinyreason.hrm.model import HRMACT, InnerCarry
 
 HaltMode = Literal["fixed", "adaptive"]
-AdaptiveRule = Literal["q_compare", "q_positive"]
+AdaptiveRule = Literal["auto", "q_compare", "q_positive"]
+
+
+def training_rule(model: HRMACT, rule: str = "auto") -> str:
+    """`rule`, with "auto" resolved to the halting rule the model's config trains with."""
+    if rule != "auto":
+        return rule
+    return "q_compare" if model.config.uses_q_continue else "q_positive"
 
 
 def prepare_batch(model: HRMACT, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -64,7 +72,7 @@ def run_act(
     model: HRMACT,
     batch: Mapping[str, Any],
     halt: HaltMode = "fixed",
-    adaptive_rule: AdaptiveRule = "q_compare",
+    adaptive_rule: AdaptiveRule = "auto",
     step_predictions: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run ACT on one batch; returns CPU tensors (outputs of each row's final step):
@@ -76,16 +84,16 @@ def run_act(
 
     Fixed: the official loop through the ACT wrapper. Adaptive: only rows still running are
     computed after each step (that is where the speed comes from); rows are independent in
-    HRM, so a row's adaptive answer equals its answer at that step of a fixed run.
+    HRM and TRM, so a row's adaptive answer equals its answer at that step of a fixed run.
     """
     if halt not in ("fixed", "adaptive"):
         raise UserError(f"halt must be 'fixed' or 'adaptive', got {halt!r}")
-    if adaptive_rule not in ("q_compare", "q_positive"):
-        raise UserError(f"adaptive_rule must be 'q_compare' or 'q_positive', got {adaptive_rule!r}")
+    if adaptive_rule not in ("auto", "q_compare", "q_positive"):
+        raise UserError(f"adaptive_rule must be 'auto', 'q_compare' or 'q_positive', got {adaptive_rule!r}")
     was_training = model.training
     model.eval()
     try:
-        out = _act_loop(model, prepare_batch(model, batch), halt, adaptive_rule, step_predictions)
+        out = _act_loop(model, prepare_batch(model, batch), halt, training_rule(model, adaptive_rule), step_predictions)
     finally:
         model.train(was_training)
     return out
@@ -135,7 +143,7 @@ def predict_arrays(
     arrays: Mapping[str, np.ndarray],
     batch_size: int = 256,
     halt: HaltMode = "fixed",
-    adaptive_rule: AdaptiveRule = "q_compare",
+    adaptive_rule: AdaptiveRule = "auto",
     show_progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """`run_act` over a whole dataset in chunks of `batch_size`; numpy outputs."""

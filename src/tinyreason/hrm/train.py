@@ -1,6 +1,6 @@
-"""`tinyreason hrm train --config FILE`: a small HRM trainer with the official loss and layout.
+"""`tinyreason hrm train --config FILE`: a small trainer for the HRM family (HRM, TRM), official loss and layout.
 
-Follows sapientinc/HRM `pretrain.py`: ACT in training mode (Q-learning halting with
+Follows sapientinc/HRM `pretrain.py` (and TRM's, the same loop): ACT in training mode (Q-learning halting with
 exploration; the carry persists across steps, so only halted rows take new examples), the
 `ACTLossHead` loss (`hrm.losses.act_loss`) scaled by 1/global_batch_size, gradients summed
 over torchrun ranks, sign-SGD for the sparse puzzle embedding, linear warmup then cosine
@@ -10,82 +10,49 @@ official `evaluate.py` loads into its compiled ACTLossHead), beside an `all_conf
 the official layout. Resume state (optimizer, step, data position) is `train_state.pt`,
 loaded with weights_only=True; random streams are re-derived from (seed, rank, step). Departures: AdamW instead of AdamATan2 (not on PyPI for
 CPU), and a resumed run restarts the ACT carry (in-flight rows begin again).
+
+A TRM `arch` (`arch.name` recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1) trains
+as TRM's `pretrain.py` does: the same deep supervision (each ACT step is one supervised
+step on the detached carry), the same `ACTLossHead` loss, which has no Q-continue term
+under `no_ACT_continue` (the model then returns no continue target); `all_config.yaml` in
+TRM's layout (`data_paths`, `ema`, `evaluators`, ...). `ema: true` keeps TRM's EMA of the
+parameters (`hrm.ema`); evaluations use the averaged model and `step_N` holds the averaged
+weights, as TRM saves them, while `train_state.pt` keeps the live weights and the average
+for resume. Departure: TRM's loop keeps updating the EMA on the batches of its last epoch
+that come after total_steps (no optimizer step); ours stops at the last step.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import yaml
-from pydantic import Field
 
 from tinyreason import dist
-from tinyreason.config import StrictModel, parse_command
+from tinyreason.config import parse_command
+from tinyreason.contention import StepWatchdog
 from tinyreason.device import pick_device
-from tinyreason.fileio import atomic_torch_save, atomic_write, atomic_write_text
-from tinyreason.hrm.checkpoint import read_state_dict
-from tinyreason.hrm.config import OFFICIAL_NAME, HRMLossConfig, make_config
+from tinyreason.errors import UserError
+from tinyreason.fileio import atomic_torch_save, atomic_write, atomic_write_text, read_torch
+from tinyreason.hrm.checkpoint import STEP_FILE, read_state_dict
+from tinyreason.hrm.config import make_config
+from tinyreason.hrm.ema import EMA
 from tinyreason.hrm.eval_loop import run_eval
 from tinyreason.hrm.losses import act_loss
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.hrm.model import HRMACT
 from tinyreason.hrm.sign_sgd import SparseEmbeddingSignSGD
+from tinyreason.hrm.train_config import TrainConfig, official_config
 from tinyreason.hrm.train_data import train_batches
 from tinyreason.puzzles.dataset import open_split
+from tinyreason.runguard import start_run
 from tinyreason.runlog import RunDir, console, make_progress, read_metrics
 
 STATE_FILE = "train_state.pt"
-
-
-class TrainArch(StrictModel):
-    """The official `arch` section (defaults of the official config/arch/hrm_v1.yaml)."""
-
-    name: str = OFFICIAL_NAME
-    loss: HRMLossConfig = Field(default_factory=HRMLossConfig)
-    H_cycles: int = Field(2, ge=1)
-    L_cycles: int = Field(2, ge=1)
-    H_layers: int = Field(4, ge=1)
-    L_layers: int = Field(4, ge=1)
-    hidden_size: int = Field(512, ge=1)
-    expansion: float = Field(4.0, gt=0)
-    num_heads: int = Field(8, ge=1)
-    pos_encodings: Literal["rope", "learned"] = "rope"
-    puzzle_emb_ndim: int = Field(512, ge=0)
-    halt_max_steps: int = Field(16, ge=1)
-    halt_exploration_prob: float = Field(0.1, ge=0, le=1)
-    forward_dtype: Literal["bfloat16", "float32"] = "bfloat16"
-
-
-class TrainConfig(StrictModel):
-    """Train an HRM (official hyper-parameter names; defaults of the official cfg_pretrain.yaml)."""
-
-    arch: TrainArch = Field(default_factory=TrainArch)
-    data_path: str = Field(..., description="dataset folder in the official layout (train split; test for evals)")
-    checkpoint_path: str = Field(..., description="run folder: step_N, all_config.yaml, metrics.jsonl")
-    global_batch_size: int = Field(768, ge=1)
-    epochs: int = Field(100000, ge=1)
-    lr: float = 1e-4
-    lr_min_ratio: float = 1.0
-    lr_warmup_steps: int = Field(2000, ge=0)
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    puzzle_emb_lr: float = 1e-2
-    puzzle_emb_weight_decay: float = 0.1
-    seed: int = 0
-    project_name: str | None = None
-    run_name: str | None = None
-    max_steps: int | None = Field(None, ge=1, description="stop here (also the end of the cosine schedule)")
-    checkpoint_every: int = Field(500, ge=1, description="steps between step_N checkpoints (and at the end)")
-    eval_every: int | None = Field(None, ge=1, description="steps between evaluations on the test split")
-    eval_limit: int | None = Field(256, ge=1)
-    log_every: int = Field(10, ge=1)
-    device: str = "auto"
-    resume: bool = Field(True, description="continue from train_state.pt in checkpoint_path when present")
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -96,22 +63,18 @@ def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) 
     return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))))
 
 
-def official_config(cfg: TrainConfig) -> dict:
-    """`all_config.yaml` as the official trainer dumps its PretrainConfig."""
-    return {
-        "arch": cfg.arch.model_dump(mode="json"), "data_path": cfg.data_path, "global_batch_size": cfg.global_batch_size,
-        "epochs": cfg.epochs, "lr": cfg.lr, "lr_min_ratio": cfg.lr_min_ratio, "lr_warmup_steps": cfg.lr_warmup_steps,
-        "weight_decay": cfg.weight_decay, "beta1": cfg.beta1, "beta2": cfg.beta2, "puzzle_emb_lr": cfg.puzzle_emb_lr,
-        "puzzle_emb_weight_decay": cfg.puzzle_emb_weight_decay, "project_name": cfg.project_name,
-        "run_name": cfg.run_name, "checkpoint_path": cfg.checkpoint_path, "seed": cfg.seed,
-        "checkpoint_every_eval": True, "eval_interval": None, "eval_save_outputs": [],
-    }
-
-
-def save_checkpoint(model: HRMACT, run: Path, step: int) -> Path:
-    """`step_N`: the official trainer's key layout (`_orig_mod.model.` + our `inner.…` names)."""
-    state = {f"_orig_mod.model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+def save_checkpoint(model: HRMACT, run: Path, step: int, ema: EMA | None = None) -> Path:
+    """`step_N`: the official trainer's key layout (`_orig_mod.model.` + our `inner.…` names); with EMA its weights."""
+    state = ema.averaged_state_dict(model) if ema is not None else model.state_dict()
+    state = {f"_orig_mod.model.{k}": v.detach().cpu().clone() for k, v in state.items()}
     return atomic_torch_save(state, run / f"step_{step}")
+
+
+def averaged_model(model: HRMACT, ema: EMA) -> HRMACT:
+    """A copy of the model holding the EMA weights (what TRM evaluates and saves with `ema: true`)."""
+    copy = HRMACT(model.config).to(next(model.parameters()).device)
+    copy.load_state_dict(ema.averaged_state_dict(model))
+    return copy
 
 
 def reduce_metrics(metrics: dict[str, torch.Tensor], global_batch_size: int) -> dict[str, float]:
@@ -131,9 +94,22 @@ def main(argv: list[str]) -> int:
     device = pick_device(cfg.device)
     info = dist.init(device.type)
     try:
-        return train(cfg, info, device)
+        with start_run(cfg.checkpoint_path, cfg.resume, cfg.overwrite):
+            if cfg.resume and info.is_main and not (Path(cfg.checkpoint_path) / STATE_FILE).is_file():
+                resume_without_state(Path(cfg.checkpoint_path))
+            return train(cfg, info, device)
     finally:
         dist.cleanup()
+
+
+def resume_without_state(run: Path) -> None:
+    """A resume with no train_state.pt starts clean: the dead run's metrics go (its steps would
+    repeat). Official or foreign step_N files there are not overwritten silently: refused."""
+    if any(STEP_FILE.match(p.name) for p in run.glob("step_*")):
+        raise UserError(f"{run} holds step_N checkpoints but no {STATE_FILE} to resume from: "
+                        f"--overwrite to start over, or train into another folder")
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        (run / name).unlink(missing_ok=True)
 
 
 def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
@@ -152,24 +128,37 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
     adamw = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2))
     sparse = SparseEmbeddingSignSGD(model.puzzle_emb, weight_decay=cfg.puzzle_emb_weight_decay) if arch.puzzle_emb_ndim > 0 else None
     step, epoch, skip = 0, 0, 0
+    state = None
     if cfg.resume and (run / STATE_FILE).is_file():
-        state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=True)
-        step, epoch, skip = int(state["step"]), int(state["epoch"]), int(state["next_batch"])
-        model.load_state_dict(read_state_dict(run / f"step_{step}"))
-        adamw.load_state_dict(state["adamw"])
+        state = read_torch(run / STATE_FILE, "training state")
+        try:  # a foreign state, or a run with another architecture: one line, not a traceback
+            step, epoch, skip = int(state["step"]), int(state["epoch"]), int(state["next_batch"])
+            # With EMA, step_N holds the average: the live weights are in the train state.
+            model.load_state_dict(state["model"] if "model" in state else read_state_dict(run / f"step_{step}"))
+            adamw.load_state_dict(state["adamw"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            why = " ".join(str(e).split())[:200] or type(e).__name__
+            raise UserError(f"cannot resume from {run / STATE_FILE} ({why}): another architecture? "
+                            f"resume with the run's settings, or --overwrite") from None
         rundir.truncate_after(step)
         console.print(f"resumed from {run / f'step_{step}'} (epoch {epoch}, batch {skip})")
+    ema = EMA(model, cfg.ema_rate) if cfg.ema else None  # starts from the (loaded) weights, as TRM registers it
+    if ema is not None and state is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
     torch.manual_seed(cfg.seed + info.rank + step)  # exploration noise differs per rank, and after resume
     if info.is_main:
         rundir.write_config(cfg)
         atomic_write_text(run / "all_config.yaml", yaml.safe_dump(official_config(cfg)))
+        rundir.report_to(cfg.report_to, cfg, cfg.project_name, cfg.run_name)
     test = open_split(cfg.data_path, "test") if cfg.eval_every else None
     model.train()
     carry = None
     batches = train_batches(data, cfg.global_batch_size, cfg.seed, info.rank, info.world_size, epoch, skip)
+    watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
     with make_progress() as bar:
         task = bar.add_task("hrm train", total=total, completed=step, info="", visible=info.is_main)
         while step < total:
+            t0 = time.perf_counter()
             epoch, index, arrays = next(batches)
             step += 1
             batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
@@ -191,24 +180,34 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
                 sparse.lr = cfg.puzzle_emb_lr * factor
                 sparse.step()
                 sparse.zero_grad()
+            if ema is not None:
+                ema.update(model)
             record = reduce_metrics(metrics, cfg.global_batch_size)
+            if event := watchdog.observe(time.perf_counter() - t0):
+                rundir.log({"step": step, **event})
             if step % cfg.log_every == 0 or step == total:
                 rundir.log({"step": step, "epoch": epoch, "lr": cfg.lr * factor, **record})
                 bar.update(task, completed=step, info=f"lm {record['train/lm_loss']:.3f} acc {record.get('train/accuracy', float('nan')):.3f}")
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
-                per = run_eval(model, test, loss_type=arch.loss.loss_type, limit=cfg.eval_limit, show_progress=False)
+                evaluated = averaged_model(model, ema) if ema is not None else model  # TRM evaluates the EMA copy
+                per = run_eval(evaluated, test, loss_type=arch.loss.loss_type, limit=cfg.eval_limit, show_progress=False)
                 agg = aggregate(per, arch.halt_max_steps)
                 keys = ("accuracy", "exact_accuracy", "solve_rate", "q_halt_accuracy", "steps", "lm_loss")
                 rundir.log({"step": step, **{f"eval/{k}": agg[k] for k in keys}})
                 model.train()
             if step % cfg.checkpoint_every == 0 or step == total:
                 if info.is_main:
-                    save_checkpoint(model, run, step)
-                    atomic_torch_save({"step": step, "epoch": epoch, "next_batch": index + 1, "adamw": adamw.state_dict()}, run / STATE_FILE)
+                    save_checkpoint(model, run, step, ema)
+                    resume = {"step": step, "epoch": epoch, "next_batch": index + 1, "adamw": adamw.state_dict()}
+                    if ema is not None:
+                        resume.update(model=model.state_dict(), ema=ema.state_dict())
+                    atomic_torch_save(resume, run / STATE_FILE)
                 dist.barrier()
+    watchdog.close()
     if info.is_main:
         plot_curves(run)
         console.print(f"done: {step} steps; checkpoints in {run}")
+    rundir.close()
     return 0
 
 
@@ -231,7 +230,8 @@ def plot_curves(run: Path) -> None:
     for ax, title in ((ax1, "loss"), (ax2, "accuracy")):
         ax.set_xlabel("step")
         ax.set_title(title)
-        ax.legend(fontsize=7)
+        if ax.lines:  # a very short run may have logged no accuracy yet (no row halted)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(run / "training_curves.png", lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""`tinyreason hrm validate CHECKPOINT`: check weights against their config and print a report.
+"""`tinyreason hrm validate CHECKPOINT`: check HRM or TRM weights against their config and print a report.
 
 Prints a table per tensor group (shapes, dtypes, NaN/Inf, status), every problem found,
 and the parameter count split into puzzle embeddings and the rest. Exit 2 when invalid.
@@ -20,7 +20,7 @@ from tinyreason.hrm.validation import ValidationReport
 
 
 class ValidateConfig(StrictModel):
-    """Validate an HRM checkpoint (official format) against its architecture config."""
+    """Validate an HRM or TRM checkpoint (official format) against its architecture config."""
 
     checkpoint: str = Field(..., description="weights file, run folder (latest step_N) or Hub repo id")
     arch_config: str | None = Field(None, description="architecture YAML (default: all_config.yaml next to the checkpoint)")
@@ -34,11 +34,11 @@ def tensor_group(name: str) -> str:
     return parts[0]
 
 
-def report_table(report: ValidationReport) -> Table:
+def report_table(report: ValidationReport, family: str = "HRM") -> Table:
     groups: dict[str, list] = defaultdict(list)
     for t in report.tensors:
         groups[tensor_group(t.name)].append(t)
-    table = Table(title=f"HRM checkpoint {report.path or ''}")
+    table = Table(title=f"{family} checkpoint {report.path or ''}")
     for col in ("group", "tensors", "numbers", "dtype", "shapes", "NaN/Inf", "status"):
         table.add_column(col, justify="right" if col in ("tensors", "numbers") else "left")
     for group, items in groups.items():
@@ -57,9 +57,9 @@ def report_table(report: ValidationReport) -> Table:
     return table
 
 
-def print_report(report: ValidationReport, console: Console | None = None) -> None:
+def print_report(report: ValidationReport, console: Console | None = None, family: str = "HRM") -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 120)
-    console.print(report_table(report))
+    console.print(report_table(report, family))
     for e in report.errors:
         console.print(f"[red]error[/]: {e}", highlight=False)
     for w in report.warnings:
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     state_dict = read_state_dict(weights)
     arch, _ = resolve_config(weights, state_dict, cfg.arch_config)
     report = validate_state_dict(state_dict, arch, path=str(weights))
-    print_report(report)
+    print_report(report, family=arch.family)
     if not report.ok:
         raise UserError(f"{weights} is invalid: {len(report.errors)} problem(s), first: {report.errors[0]}")
     return 0

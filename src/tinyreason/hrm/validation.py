@@ -1,4 +1,4 @@
-"""Check an HRM state dict against an architecture config, with precise, actionable messages.
+"""Check an HRM or TRM state dict against an architecture config, with precise, actionable messages.
 
 Everything a load could trip on is reported at once: missing and unexpected keys, shape
 mismatches (with the likely config field to blame), NaN/Inf per tensor, dtypes, and the
@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from tinyreason.errors import UserError
-from tinyreason.hrm.config import HRMArchConfig
+from tinyreason.hrm.config import OFFICIAL_NAME, TRM_NAME, ArchConfig, TRMArchConfig
 
 PUZZLE_KEY = "inner.puzzle_emb.weights"
 _IGNORABLE = re.compile(r"^inner\.rotary_emb\.(cos|sin)_cached$")  # non-persistent RoPE cache saved by some forks
 _LAYER = re.compile(r"^inner\.(H|L)_level\.layers\.(\d+)\.")
 
 
-def expected_shapes(cfg: HRMArchConfig) -> dict[str, tuple[int, ...]]:
+def expected_shapes(cfg: ArchConfig) -> dict[str, tuple[int, ...]]:
     """State-dict keys and shapes the config implies (official names, prefixes stripped)."""
     h, v = cfg.hidden_size, cfg.vocab_size
     shapes: dict[str, tuple[int, ...]] = {
@@ -34,19 +34,25 @@ def expected_shapes(cfg: HRMArchConfig) -> dict[str, tuple[int, ...]]:
     if cfg.puzzle_emb_ndim > 0:
         shapes[PUZZLE_KEY] = (cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim)
     if cfg.pos_encodings == "learned":
-        shapes["inner.embed_pos.embedding_weight"] = ((cfg.seq_len or 0) + cfg.puzzle_emb_len, h)
+        shapes["inner.embed_pos.embedding_weight"] = ((cfg.seq_len or 0) + cfg.puzzle_positions, h)
     w = cfg.swiglu_width
-    for level, n in (("H", cfg.H_layers), ("L", cfg.L_layers)):
+    trm = isinstance(cfg, TRMArchConfig)
+    for level, n in ((("L", cfg.L_layers),) if trm else (("H", cfg.H_layers), ("L", cfg.L_layers))):
         for i in range(n):
             p = f"inner.{level}_level.layers.{i}."
-            shapes[p + "self_attn.qkv_proj.weight"] = (3 * h, h)
-            shapes[p + "self_attn.o_proj.weight"] = (h, h)
+            if trm and cfg.mlp_t:  # TRM's sequence-axis SwiGLU in place of attention
+                s, wt = (cfg.seq_len or 0) + cfg.puzzle_positions, cfg.mlp_t_width
+                shapes[p + "mlp_t.gate_up_proj.weight"] = (2 * wt, s)
+                shapes[p + "mlp_t.down_proj.weight"] = (s, wt)
+            else:
+                shapes[p + "self_attn.qkv_proj.weight"] = (3 * h, h)
+                shapes[p + "self_attn.o_proj.weight"] = (h, h)
             shapes[p + "mlp.gate_up_proj.weight"] = (2 * w, h)
             shapes[p + "mlp.down_proj.weight"] = (h, w)
     return shapes
 
 
-def expected_param_counts(cfg: HRMArchConfig) -> dict[str, int]:
+def expected_param_counts(cfg: ArchConfig) -> dict[str, int]:
     shapes = expected_shapes(cfg)
     puzzle = _numel(shapes.get(PUZZLE_KEY, (0,)))
     total = sum(_numel(s) for s in shapes.values())
@@ -102,7 +108,7 @@ class ValidationReport:
         return {"ok": self.ok, **asdict(self)}
 
 
-def _shape_hint(key: str, want: tuple[int, ...], got: tuple[int, ...], cfg: HRMArchConfig) -> str:
+def _shape_hint(key: str, want: tuple[int, ...], got: tuple[int, ...], cfg: ArchConfig) -> str:
     """Name the config field that most likely disagrees with the weights."""
     if key == PUZZLE_KEY and len(got) == 2:
         if got[0] != want[0]:
@@ -115,7 +121,9 @@ def _shape_hint(key: str, want: tuple[int, ...], got: tuple[int, ...], cfg: HRMA
     if key.endswith(("embed_tokens.embedding_weight", "lm_head.weight")) and len(got) == 2 and got[0] != want[0]:
         return f"vocab_size={cfg.vocab_size} in the config, {got[0]} in the checkpoint (a different dataset/tokenisation)"
     if key.endswith("embed_pos.embedding_weight") and len(got) == 2 and got[0] != want[0]:
-        return f"seq_len={cfg.seq_len} (+{cfg.puzzle_emb_len} puzzle positions) in the config, {got[0] - cfg.puzzle_emb_len} in the checkpoint"
+        return f"seq_len={cfg.seq_len} (+{cfg.puzzle_positions} puzzle positions) in the config, {got[0] - cfg.puzzle_positions} in the checkpoint"
+    if ".mlp_t." in key:
+        return f"seq_len={cfg.seq_len} + puzzle_emb_len={cfg.puzzle_positions} and expansion={cfg.expansion:g} in the config give {want}"
     if len(got) >= 1 and got[-1] != want[-1] and not key.endswith("down_proj.weight"):
         return f"hidden_size={cfg.hidden_size} in the config, {got[-1]} in the checkpoint"
     if "mlp." in key:
@@ -123,12 +131,15 @@ def _shape_hint(key: str, want: tuple[int, ...], got: tuple[int, ...], cfg: HRMA
     return "config and checkpoint disagree"
 
 
-def validate_state_dict(state_dict: dict[str, torch.Tensor], cfg: HRMArchConfig, path: str | None = None) -> ValidationReport:
+def validate_state_dict(state_dict: dict[str, torch.Tensor], cfg: ArchConfig, path: str | None = None) -> ValidationReport:
     """Compare a prefix-stripped state dict with what `cfg` implies; never raises on bad weights."""
     report = ValidationReport(path=path)
     want = expected_shapes(cfg)
     report.expected_counts = expected_param_counts(cfg)
     forward_dtype = getattr(torch, cfg.forward_dtype)
+    family = family_mismatch(state_dict, cfg)
+    if family:
+        report.errors.append(family)
     for name, t in state_dict.items():
         info = TensorInfo(name, list(t.shape), str(t.dtype).removeprefix("torch."), t.numel())
         report.tensors.append(info)
@@ -166,27 +177,57 @@ def validate_state_dict(state_dict: dict[str, torch.Tensor], cfg: HRMArchConfig,
     return report
 
 
-def _missing_hint(name: str, cfg: HRMArchConfig) -> str:
+def family_mismatch(state_dict: dict[str, torch.Tensor], cfg: ArchConfig) -> str | None:
+    """The one-line reason when weights and config belong to different families (HRM has an
+    H_level network, TRM has only L_level), else None."""
+    has_h = any(k.startswith("inner.H_level.") for k in state_dict)
+    has_l = any(k.startswith("inner.L_level.") for k in state_dict)
+    if isinstance(cfg, TRMArchConfig) and has_h:
+        return (
+            f"the checkpoint is an HRM (it has an H_level network) but the config is a TRM (arch.name {cfg.name}); "
+            f"use the HRM run's all_config.yaml (arch.name {OFFICIAL_NAME})"
+        )
+    if not isinstance(cfg, TRMArchConfig) and has_l and not has_h:
+        return (
+            f"the checkpoint is a TRM (one L_level network, no H_level) but the config is an HRM (arch.name {cfg.name}); "
+            f"use the TRM run's all_config.yaml (arch.name {TRM_NAME})"
+        )
+    return None
+
+
+def _missing_hint(name: str, cfg: ArchConfig) -> str:
     if name == PUZZLE_KEY:
         return f" (config puzzle_emb_ndim={cfg.puzzle_emb_ndim}; the checkpoint has no puzzle embedding: set puzzle_emb_ndim=0)"
     if name.endswith("embed_pos.embedding_weight"):
-        return " (config pos_encodings=learned; the checkpoint has no position table, so it was trained with rope)"
+        trained = "rope or none" if isinstance(cfg, TRMArchConfig) else "rope"
+        return f" (config pos_encodings=learned; the checkpoint has no position table, so it was trained with {trained})"
+    if ".self_attn." in name and isinstance(cfg, TRMArchConfig):
+        return " (config mlp_t=false; the checkpoint's blocks have no attention: trained with mlp_t=true?)"
+    if ".mlp_t." in name:
+        return " (config mlp_t=true; the checkpoint's blocks have no sequence-axis MLP: trained with attention, mlp_t=false?)"
     return _layer_hint(name, cfg, "fewer")
 
 
-def _unexpected_hint(name: str, cfg: HRMArchConfig) -> str:
+def _unexpected_hint(name: str, cfg: ArchConfig) -> str:
     if name == PUZZLE_KEY:
         return " (the checkpoint has a puzzle embedding but the config says puzzle_emb_ndim=0)"
     if name.endswith("embed_pos.embedding_weight"):
-        return " (the checkpoint has a learned position table but the config says pos_encodings=rope)"
+        return f" (the checkpoint has a learned position table but the config says pos_encodings={cfg.pos_encodings})"
     if not name.startswith("inner."):
-        return " (not an HRM ACT v1 weight; is this an HRM checkpoint?)"
+        return f" (not an {cfg.family} weight; is this an HRM or TRM checkpoint?)"
+    if ".mlp_t." in name:
+        return " (the checkpoint is a TRM with mlp_t: a sequence-axis MLP in place of attention, but the config says " + (
+            "mlp_t=false)" if isinstance(cfg, TRMArchConfig) else f"{OFFICIAL_NAME}; its all_config.yaml has arch.name {TRM_NAME})")
+    if ".self_attn." in name and isinstance(cfg, TRMArchConfig) and cfg.mlp_t:
+        return " (the checkpoint has attention but the config says mlp_t=true)"
     return _layer_hint(name, cfg, "more")
 
 
-def _layer_hint(name: str, cfg: HRMArchConfig, fewer_or_more: str) -> str:
+def _layer_hint(name: str, cfg: ArchConfig, fewer_or_more: str) -> str:
     m = _LAYER.match(name)
     if m is None:
         return ""
+    if m.group(1) == "H" and isinstance(cfg, TRMArchConfig):
+        return " (TRM has no H_level network)"
     n = cfg.H_layers if m.group(1) == "H" else cfg.L_layers
     return f" (config {m.group(1)}_layers={n}; the checkpoint has {fewer_or_more} {m.group(1)} layers)"

@@ -1,4 +1,4 @@
-"""Per-step GRPO metrics (gathered from every rank), logged samples and optional trackers."""
+"""Per-step GRPO metrics (gathered from every rank) and logged samples (trackers: tinyreason.telemetry)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from tinyreason.lm import mfu
-from tinyreason.runlog import RunDir, console
+from tinyreason.runlog import RunDir
 
 
 def step_metrics(gathered: list[dict], step: int, lr: float, grad_norm: float, times: dict[str, float],
@@ -86,25 +86,3 @@ def log_samples(run: RunDir, step: int, batch, completions, rewards, parts, adv,
             f.write(json.dumps({"step": step, "task": s.task, "prompt": s.prompt, "completion": completions[r],
                                 "reference": s.completion, "reward": rewards[r], "advantage": adv[r],
                                 "components": parts[r]}) + "\n")
-
-
-def trackers(tensorboard: bool, wandb_on: bool, run: RunDir, config: dict):
-    """A function logging a record to TensorBoard / W&B when enabled and installed (else None)."""
-    sinks = []
-    if tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(run.path / "tb"))
-            sinks.append(lambda r: [tb.add_scalar(k, v, r["step"]) for k, v in r.items() if isinstance(v, (int, float))])
-        except ImportError:
-            console.print("tensorboard not installed; skipping")
-    if wandb_on:
-        try:
-            import wandb
-
-            wandb.init(project="tinyreason", dir=str(run.path), config=config)
-            sinks.append(lambda r: wandb.log(r, step=r["step"]))
-        except ImportError:
-            console.print("wandb not installed; skipping")
-    return (lambda r: [s(r) for s in sinks]) if sinks else None

@@ -33,20 +33,23 @@ from pydantic import Field, field_validator
 from tinyreason import dist
 from tinyreason.chess.data import load_samples
 from tinyreason.config import StrictModel, parse_command
+from tinyreason.contention import StepWatchdog
 from tinyreason.device import EMULATED_BF16_NOTE, autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
 from tinyreason.fileio import atomic_write_json
 from tinyreason.lm import grpo, mfu
-from tinyreason.lm.curves import plot_curves
+from tinyreason.lm.curves import plot_grpo_curves
 from tinyreason.lm.grouped import grouped_logprobs
 from tinyreason.chess.engine import configure_shared_pool
 from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, reward_weights, score_rows
-from tinyreason.lm.grpo_metrics import log_samples, step_metrics, trackers
+from tinyreason.lm.grpo_metrics import log_samples, step_metrics
 from tinyreason.lm.heldout import evaluate_heldout
 from tinyreason.lm.model import count_params, load_model
 from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.sampler import Rollout, decode_completions, sample, stop_token_ids
 from tinyreason.lm.state import latest_checkpoint, resume_training, save_training, truncate_jsonl
+from tinyreason.runguard import start_run
 from tinyreason.runlog import RunDir, console
+from tinyreason.telemetry import REPORT_TO_HELP, ReportTo
 
 
 class SamplingConfig(StrictModel):
@@ -91,8 +94,8 @@ class GRPOTrainConfig(StrictModel):
         True, description="the first update takes the completion tokens' linear outputs from the rollout instead of "
                           "recomputing them (where the sampler decodes in one C call per token: fp32 CPU, one thread)")
     beta: float = Field(0.04, ge=0.0, description="KL coefficient; 0 loads no reference model")
-    epsilon: float = 0.2
-    epsilon_high: float | None = Field(None, description="upper clip (clip-higher); default epsilon")
+    epsilon: float = Field(0.2, ge=0.0, description="clip range of the probability ratio (lower side)")
+    epsilon_high: float | None = Field(None, ge=0.0, description="upper clip (clip-higher); default epsilon")
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     mask_truncated_completions: bool = True
@@ -114,10 +117,12 @@ class GRPOTrainConfig(StrictModel):
     run_dir: str = "runs/grpo"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16"] = "float32"
+    cpu_watchdog: bool = Field(True, description="on CPU, fewer torch threads while other processes hold cores "
+                                                "(tinyreason.contention)")
     seed: int = 0
-    resume: bool = False
-    tensorboard: bool = False
-    wandb: bool = False
+    resume: bool = Field(False, description="continue from the run folder's latest checkpoint")
+    overwrite: bool = Field(False, description="empty a run folder that holds a run, then start fresh")
+    report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
 
     @field_validator("task_ratio")
     @classmethod
@@ -128,6 +133,11 @@ class GRPOTrainConfig(StrictModel):
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(GRPOTrainConfig, argv, prog="tinyreason chess grpo")
+    with start_run(cfg.run_dir, cfg.resume, cfg.overwrite):
+        return train(cfg)
+
+
+def train(cfg: GRPOTrainConfig) -> int:
     device = pick_device(cfg.device)
     if device.type == "cpu":
         keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
@@ -166,7 +176,7 @@ def main(argv: list[str]) -> int:
         if run.is_main:
             truncate_jsonl(run.path / "samples.jsonl", start)
     run.write_config(cfg)
-    writer = trackers(cfg.tensorboard, cfg.wandb, run, cfg.model_dump(mode="json")) if info.is_main else None
+    run.report_to(cfg.report_to, cfg)
     if info.is_main:
         console.print(f"GRPO: {n_params / 1e6:.1f}M params on {device} ({cfg.dtype}), {len(pools['policy'])} policy / "
                       f"{len(pools['env'])} env prompts, {g} x {n_prompts} x {info.world_size} completions per step")
@@ -177,6 +187,7 @@ def main(argv: list[str]) -> int:
     # (until unfreeze), the full collections that a small model's steps set off every ~10 steps take a
     # few ms, not ~0.2 s
     gc.freeze()
+    watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
     t_start, stop = time.perf_counter(), None
     step = start
     for step in range(start + 1, cfg.max_steps + 1):
@@ -218,12 +229,11 @@ def main(argv: list[str]) -> int:
         times = {"rollout": t1 - t0, "reward": t2 - t1, "ref": t3 - t2, "update": t4 - t3, "step": t4 - t0}
         rec = step_metrics(dist.all_gather_objects(local), step, lr_now, grad_norm, times, n_params, n_head, peak,
                            device, cfg.beta, cfg.num_iterations)
+        rec.update(watchdog.observe(times["step"]))
         kl_streak = kl_streak + 1 if cfg.beta != 0 and rec["kl"] > cfg.safety.kl_max else 0
         if stop is None and kl_streak >= cfg.safety.kl_patience:
             stop = ("kl_divergence", f"KL {rec['kl']:.3g} > {cfg.safety.kl_max} for {kl_streak} consecutive steps")
         run.log(rec)
-        if writer is not None:
-            writer(rec)
         if info.is_main and cfg.log_samples_every and step % cfg.log_samples_every == 0:
             log_samples(run, step, batch, completions, rewards_l, parts, adv.tolist(), g, cfg.log_samples)
         if info.is_main and (step % 10 == 0 or step == start + 1):
@@ -247,11 +257,12 @@ def main(argv: list[str]) -> int:
             break
 
     gc.unfreeze()
+    watchdog.close()
     if stop is not None:
         stop_run(run, stop[0], stop[1], step, last_ckpt or latest_checkpoint(run.path))
     if info.is_main:
-        plot_curves(run.path, ["reward_mean", "kl", "entropy", "completion_len_mean", "eval/policy_legal_rate",
-                               "eval/env_fen_exact_rate"], title=f"GRPO {Path(cfg.run_dir).name}")
+        plot_grpo_curves(run.path, title=f"GRPO {Path(cfg.run_dir).name}")
+    run.close()
     dist.cleanup()
     return 1 if stop is not None and stop[0] != "time_budget" else 0
 

@@ -67,7 +67,7 @@ def stop_token_ids(tokenizer, stop_strings: Sequence[str] = ()) -> list[int]:
     """EOS plus every vocabulary token whose text contains one of `stop_strings`.
 
     A stop string is detected when a single token contains it (true for the newline
-    that ends every RookWorld sample, with GPT-2 BPE and character tokenizers alike).
+    that ends every RookWorld sample, with GPT-2 BPE, character and chess tokenizers alike).
     """
     ids = set() if tokenizer.eos_token_id is None else {tokenizer.eos_token_id}
     if stop_strings:

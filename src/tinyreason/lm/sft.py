@@ -19,11 +19,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tinyreason import dist
 from tinyreason.chess.data import Sample, load_samples
+from tinyreason.chess.tokenizer import chess_tokenizer
 from tinyreason.config import StrictModel, parse_command
+from tinyreason.contention import StepWatchdog
 from tinyreason.device import EMULATED_BF16_NOTE, autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
 from tinyreason.errors import UserError
 from tinyreason.lm import mfu
@@ -32,7 +34,9 @@ from tinyreason.lm.curves import plot_curves
 from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
 from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.state import resume_training, save_training
+from tinyreason.runguard import start_run
 from tinyreason.runlog import RunDir, console
+from tinyreason.telemetry import REPORT_TO_HELP, ReportTo
 
 
 class ArchConfig(StrictModel):
@@ -42,6 +46,12 @@ class ArchConfig(StrictModel):
     n_positions: int = 512
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="resid/embd/attn dropout (GPT-2's 0.1; 0 for tiny models)")
 
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ArchConfig:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        return self
+
 
 class SFTConfig(StrictModel):
     """Causal-LM training on RookWorld text (policy and environment samples)."""
@@ -50,6 +60,7 @@ class SFTConfig(StrictModel):
     arch: ArchConfig = Field(default_factory=ArchConfig, description="random-init architecture")
     tokenizer: str | None = Field(None, description="tokenizer folder/Hub id for random init (e.g. gpt2)")
     char_tokenizer: bool = Field(False, description="train a character-level tokenizer on the training text")
+    chess_tokenizer: bool = Field(False, description="the chess tokenizer: whole UCI moves (tinyreason.chess.tokenizer)")
     train_data: list[str] = Field(default_factory=lambda: ["jrahn/rookworld_7m"])
     train_split: str | None = "train"
     train_limit: int | None = None
@@ -58,7 +69,7 @@ class SFTConfig(StrictModel):
     eval_limit: int = 256
     packing: bool = True
     completion_only_loss: bool = False
-    seq_len: int = 256
+    seq_len: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1, description="rows per micro-batch per rank")
     grad_accum: int = Field(1, ge=1)
     lr: float = 3e-4
@@ -75,8 +86,12 @@ class SFTConfig(StrictModel):
     run_dir: str = "runs/sft"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16"] = "float32"
+    cpu_watchdog: bool = Field(True, description="on CPU, fewer torch threads while other processes hold cores "
+                                                "(tinyreason.contention)")
     seed: int = 0
-    resume: bool = False
+    resume: bool = Field(False, description="continue from the run folder's latest checkpoint")
+    overwrite: bool = Field(False, description="empty a run folder that holds a run, then start fresh")
+    report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
 
 
 def encode(samples: list[Sample], tok, completion_only: bool) -> list[tuple[list[int], list[int]]]:
@@ -144,15 +159,19 @@ class Rows:
 
 def build_model(cfg: SFTConfig, train: list[Sample], device):
     if cfg.model is not None:
-        if cfg.char_tokenizer:
-            raise UserError("char_tokenizer: true only applies to random init (model: null)")
+        if cfg.char_tokenizer or cfg.chess_tokenizer:
+            raise UserError("char_tokenizer/chess_tokenizer: true only applies to random init (model: null)")
         return load_model(cfg.model, str(device), "float32")
+    if cfg.char_tokenizer and cfg.chess_tokenizer:
+        raise UserError("char_tokenizer and chess_tokenizer exclude each other: set one")
     if cfg.char_tokenizer:
         tok = train_char_tokenizer(s.text for s in train)
+    elif cfg.chess_tokenizer:
+        tok = chess_tokenizer()
     elif cfg.tokenizer:
         tok = load_tokenizer(cfg.tokenizer)
     else:
-        raise UserError("random init needs a tokenizer: set tokenizer (e.g. gpt2) or char_tokenizer: true")
+        raise UserError("random init needs a tokenizer: set tokenizer (e.g. gpt2), char_tokenizer or chess_tokenizer: true")
     arch = cfg.arch.model_dump()
     p = arch.pop("dropout")
     model = random_model(tok, seed=cfg.seed, resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, **arch)
@@ -161,6 +180,11 @@ def build_model(cfg: SFTConfig, train: list[Sample], device):
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(SFTConfig, argv, prog="tinyreason chess sft")
+    with start_run(cfg.run_dir, cfg.resume, cfg.overwrite):
+        return train(cfg)
+
+
+def train(cfg: SFTConfig) -> int:
     device = pick_device(cfg.device)
     if device.type == "cpu":
         keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
@@ -193,12 +217,14 @@ def main(argv: list[str]) -> int:
     if cfg.resume and (state := resume_training(run, model, optimizer, scheduler, info.rank, info.world_size)):
         start = state["step"]
     run.write_config(cfg)
+    run.report_to(cfg.report_to, cfg)
     if info.is_main:
         console.print(f"SFT: {n_params / 1e6:.2f}M params, {len(train)} samples, {rows.per_epoch} rows/epoch on {device}")
         if slow_bf16(device, amp):
             console.print(EMULATED_BF16_NOTE)
 
     rows_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
+    watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
     t_start = time.perf_counter()
     step = start
     for step in range(start + 1, cfg.max_steps + 1):
@@ -231,6 +257,7 @@ def main(argv: list[str]) -> int:
         rec = {"step": step, "loss": dist.all_reduce_mean(torch.tensor([loss_total]))[0].item(),
                "grad_norm": grad_norm, "lr": lr_now, "tokens_per_s": tokens / dt, "time_step": dt,
                "mfu": mfu.mfu(6 * n_params * tokens, dt * info.world_size, peak), "peak_mem_mb": mfu.peak_memory_mb(device)}
+        rec.update(watchdog.observe(dt))
         if eval_rows is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             rec["eval_loss"] = evaluate(model, eval_rows, cfg, device, amp)
         run.log(rec)
@@ -242,8 +269,10 @@ def main(argv: list[str]) -> int:
                           cfg.keep_checkpoints)
         if out_of_time:
             break
+    watchdog.close()
     if info.is_main:
         plot_curves(run.path, ["loss", "eval_loss", "lr", "grad_norm"], title=f"SFT {Path(cfg.run_dir).name}")
+    run.close()
     dist.cleanup()
     return 0
 

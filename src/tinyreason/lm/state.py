@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ import numpy as np
 import torch
 
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write_json
+from tinyreason.fileio import atomic_write_json, read_torch
 from tinyreason.lm.model import save_model
+from tinyreason.runguard import prune_steps, step_number
 
 STATE_FILE = "trainer_state.pt"
 
@@ -51,33 +51,41 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 2) -> Path:
-    """Write `step_{step}` (model + state) atomically, point latest.json at it, prune old ones."""
+    """Write `step_{step}` (model + state) atomically, point latest.json at it, prune old ones
+    (by step number: the one just written is never removed)."""
     root = Path(run_dir) / "checkpoints"
     out = root / f"step_{step:07d}"
     save_model(model, tokenizer, out, extra=lambda tmp: torch.save({**state, "step": step}, tmp / STATE_FILE))
     atomic_write_json(root / "latest.json", {"step": step, "path": out.name})
     if keep > 0:
-        for old in sorted(root.glob("step_*"))[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_steps(root, keep, out)
     return out
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint latest.json names; else (missing or unreadable pointer) the complete
+    `step_N` with the highest step number; None without one."""
     root = Path(run_dir) / "checkpoints"
     latest = root / "latest.json"
     if latest.is_file():
-        path = root / json.loads(latest.read_text(encoding="utf-8"))["path"]
-        if (path / STATE_FILE).is_file():
-            return path
-    done = [p for p in sorted(root.glob("step_*")) if (p / STATE_FILE).is_file()]
-    return done[-1] if done else None
+        try:
+            path = root / json.loads(latest.read_text(encoding="utf-8"))["path"]
+            if (path / STATE_FILE).is_file():
+                return path
+        except (ValueError, KeyError, TypeError):  # a torn or foreign latest.json: the folders decide
+            pass
+    done = [p for p in root.glob("step_*") if step_number(p) is not None and (p / STATE_FILE).is_file()]
+    return max(done, key=step_number) if done else None
 
 
 def load_state(ckpt_dir: str | Path) -> dict[str, Any]:
     path = Path(ckpt_dir) / STATE_FILE
     if not path.is_file():
         raise UserError(f"{ckpt_dir} has no {STATE_FILE} (not a training checkpoint)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    state = read_torch(path, "training state")
+    if not isinstance(state, dict) or not {"step", "rng", "optimizer", "scheduler"} <= set(state):
+        raise UserError(f"training state {path} is not a trainer state (missing step/rng/optimizer/scheduler)")
+    return state
 
 
 def load_weights(model, ckpt_dir: str | Path) -> None:
@@ -87,9 +95,20 @@ def load_weights(model, ckpt_dir: str | Path) -> None:
     files = sorted(Path(ckpt_dir).glob("*.safetensors"))
     if not files:
         raise UserError(f"{ckpt_dir} has no .safetensors weights")
+    from safetensors import SafetensorError
+
     sd: dict[str, torch.Tensor] = {}
     for f in files:
-        sd.update(load_file(f))
+        try:
+            sd.update(load_file(f))
+        except (SafetensorError, OSError) as e:
+            raise UserError(f"checkpoint weights {f} are truncated or corrupt ({str(e).splitlines()[0][:200]})") from None
+    own = model.state_dict()
+    changed = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    if changed:
+        k = changed[0]
+        raise UserError(f"checkpoint {ckpt_dir} has another architecture than this run ({k}: {tuple(sd[k].shape)} "
+                        f"in the checkpoint, {tuple(own[k].shape)} here): resume with its settings, or --overwrite")
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if k != "lm_head.weight"]  # tied to wte, not stored
     if missing or unexpected:
@@ -120,15 +139,21 @@ def resume_training(run, model, optimizer, scheduler, rank: int, world_size: int
 
     ckpt = latest_checkpoint(run.path)
     if ckpt is None:
+        if run.is_main:  # the dead run's lines would repeat the steps this run logs again
+            for name in ("metrics.jsonl", "samples.jsonl"):
+                (run.path / name).unlink(missing_ok=True)
         if rank == 0:
-            console.print(f"--resume: no checkpoint in {run.path}/checkpoints, starting fresh")
+            console.print(f"--resume: no complete checkpoint in {run.path}/checkpoints, starting fresh")
         return None
     state = load_state(ckpt)
     if len(state["rng"]) != world_size:
         raise UserError(f"checkpoint {ckpt} was written by {len(state['rng'])} ranks, this run has {world_size}")
     load_weights(model, ckpt)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, RuntimeError) as e:  # other parameter groups/shapes: another model or optimizer
+        raise UserError(f"checkpoint {ckpt}: its optimizer state does not fit this run ({str(e).splitlines()[0][:200]})") from None
     set_rng_state(state["rng"][rank])
     run.truncate_after(state["step"])
     if rank == 0:

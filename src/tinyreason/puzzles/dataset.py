@@ -12,6 +12,11 @@
 
 A group is one original puzzle with its augmented variants; the official trainer samples
 one puzzle per group per epoch. All fixture and official datasets use the single set "all".
+
+TRM (Tiny Recursive Models) keeps this layout and adds `total_puzzles` to `dataset.json`
+(its ARC builder writes the split's puzzle count, its sudoku/maze builders the group
+count); both kinds load, and writing keeps the field only where it was set. TRM also
+merges several dataset folders (`data_paths`): see `tinyreason.puzzles.merge`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_ind
 
 
 class PuzzleDatasetMetadata(BaseModel):
-    """Mirror of the official `dataset/common.py` model (same fields, same order)."""
+    """Mirror of the official `dataset/common.py` model (same fields, same order).
+
+    `total_puzzles` is TRM's extra field; None for HRM's files, and then not written.
+    """
 
     pad_id: int
     ignore_label_id: int | None
@@ -41,7 +49,12 @@ class PuzzleDatasetMetadata(BaseModel):
     num_puzzle_identifiers: int
     total_groups: int
     mean_puzzle_examples: float
+    total_puzzles: int | None = None
     sets: list[str]
+
+    def to_json(self) -> str:
+        """`dataset.json` text as the official builders write it (HRM's without `total_puzzles`)."""
+        return json.dumps(self.model_dump(exclude={"total_puzzles"} if self.total_puzzles is None else None))
 
 
 @dataclass
@@ -73,7 +86,7 @@ def write_split(out_dir: str | Path, split: str, arrays: dict[str, np.ndarray], 
     split_dir = Path(out_dir) / split
     for name in FIELDS:
         atomic_write_npy(split_dir / f"{set_name}__{name}.npy", arrays[name])
-    atomic_write_text(split_dir / "dataset.json", json.dumps(metadata.model_dump()))
+    atomic_write_text(split_dir / "dataset.json", metadata.to_json())
 
 
 def write_identifiers(out_dir: str | Path, names: list[str]) -> None:

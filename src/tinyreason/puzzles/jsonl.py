@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError
 
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.errors import UserError
-from tinyreason.fileio import atomic_write_json, atomic_write_text, read_json
+from tinyreason.fileio import atomic_write_json, atomic_write_text, read_json, read_text
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, example_names, open_split, read_identifiers, write_identifiers, write_split
 from tinyreason.runlog import RunDir, console
 
@@ -61,7 +61,7 @@ def to_jsonl(src: Path, out: Path) -> int:
         if not (src / split / "dataset.json").is_file():
             continue
         d = open_split(src, split)
-        meta[split] = d.metadata.model_dump()
+        meta[split] = json.loads(d.metadata.to_json())  # as dataset.json: TRM's total_puzzles only where set
         names = example_names(d, identifiers)
         puzzles = d.example_puzzles(np.arange(len(d)))
         groups = np.searchsorted(d.group_indices, puzzles, side="right") - 1
@@ -85,7 +85,7 @@ def to_jsonl(src: Path, out: Path) -> int:
 
 def _read_lines(path: Path) -> list[dict]:
     recs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

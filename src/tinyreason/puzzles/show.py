@@ -23,6 +23,7 @@ from tinyreason.puzzles import sudoku
 from tinyreason.puzzles.arc import decode_grid, locate_grid
 from tinyreason.puzzles.dataset import SplitData, example_names, open_split, read_identifiers
 from tinyreason.puzzles.verify import check_kind, decode, guess_kind, verify_tokens
+from tinyreason.runguard import refuse_same
 
 # the usual ARC palette (black, blue, red, green, yellow, grey, magenta, orange, cyan, maroon)
 ARC_COLOURS = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25"]
@@ -42,6 +43,7 @@ class ShowConfig(StrictModel):
 
 def main(argv: list[str]) -> int:
     cfg = parse_command(ShowConfig, argv, positional=("dataset",), prog="tinyreason hrm show")
+    refuse_same(cfg.png, "--png", {"--predictions": cfg.predictions})
     data = open_split(cfg.dataset, cfg.split)
     seq_len = data.metadata.seq_len
     kind = check_kind(cfg.kind, seq_len) if cfg.kind else guess_kind(data.metadata.vocab_size, seq_len)
