@@ -66,7 +66,9 @@ def summary(out: Path, card: Path) -> None:
         families.add_column(col, justify="left" if col in ("held-out puzzles", "model") else "right")
     for title, file in (("easy (77 givens)", "hrm_vs_trm_easy.json"), ("hard (35 givens)", "hrm_vs_trm_hard.json")):
         for name, agg in json.loads((out / file).read_text())["comparison"].items():
-            families.add_row(title, "/".join(name.split("/")[-2:]), f"{agg['solve_rate']:.3f}", f"{agg['accuracy']:.4f}", f"{agg['average_steps']:.2f}")
+            model, step = name.split("/")[-2:]  # e.g. embedded:trm-sudoku-tiny/step_4500 -> TRM step_4500
+            families.add_row(title, f"{model.split(':')[-1].split('-')[0].upper()} {step}", f"{agg['solve_rate']:.3f}",
+                             f"{agg['accuracy']:.4f}", f"{agg['average_steps']:.2f}")
     console.print(families)
     console.print("\nreports and plots:")
     for rel in ("eval.json", "compare.json", "compare.png", "ensemble.json", "ensemble.json.stacker.json",

@@ -125,3 +125,10 @@ def test_analyze_missing_all_config_and_no_valid_checkpoint_exit_2(tmp_path, cap
     result = analyze_run(AnalyzeConfig(run_dir=str(run), out=str(tmp_path / "o"), arch_config=str(tmp_path / "all_config.yaml")))
     assert result["verdict"] == "no valid checkpoints" and result["recommended"] is None
     assert "truncated or corrupt" in result["checkpoints"][0]["errors"][0]
+
+
+def test_analyze_takes_an_embedded_run_by_name(tmp_path):
+    result = _analyze_fast("embedded:trm-sudoku-tiny", tmp_path)
+    assert result["family"] == "TRM"
+    assert [r["step"] for r in result["checkpoints"]] == [750, 3000, 4500]
+    assert all(r["valid"] for r in result["checkpoints"])

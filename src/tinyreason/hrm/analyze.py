@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from pydantic import Field
 
+from tinyreason import hub
 from tinyreason.config import StrictModel, dump_config, parse_command, read_yaml
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write, atomic_write_json, atomic_write_text
-from tinyreason.hrm.checkpoint import find_checkpoints, read_state_dict, validate_state_dict
+from tinyreason.hrm.checkpoint import HUB_PATTERNS, find_checkpoints, read_state_dict, validate_state_dict
 from tinyreason.hrm.config import from_official, is_trm
 from tinyreason.hrm.evalresults import read_eval_results
 from tinyreason.runlog import console, progress
@@ -33,7 +34,7 @@ PUZZLE_GROUP = "puzzle_emb"
 class AnalyzeConfig(StrictModel):
     """Analyse all step_N checkpoints of an HRM or TRM run (official layout)."""
 
-    run_dir: str = Field(..., description="folder with step_N checkpoints and all_config.yaml")
+    run_dir: str = Field(..., description="folder with step_N checkpoints and all_config.yaml (or embedded:<name>, or a Hub repo id)")
     out: str = Field(..., description="report folder (analysis.json, analysis.md, PNG plots)")
     arch_config: str | None = Field(None, description="architecture YAML (default: all_config.yaml in RUN_DIR)")
     eval_results: list[str] = Field(default_factory=list, description="JSON/JSONL evaluation results (step -> metric)")
@@ -75,10 +76,11 @@ def relative_changes(prev: dict[str, torch.Tensor], cur: dict[str, torch.Tensor]
 
 def analyze_run(cfg: AnalyzeConfig) -> dict:
     """Everything the report shows, as a JSON-ready dict."""
-    ckpts = find_checkpoints(cfg.run_dir)
+    run_dir = hub.resolve(cfg.run_dir, allow_patterns=HUB_PATTERNS)  # a folder, `embedded:<name>` or a Hub repo
+    ckpts = find_checkpoints(run_dir)
     if not ckpts:
         raise UserError(f"no step_N checkpoints in {cfg.run_dir}")
-    config_path = Path(cfg.arch_config) if cfg.arch_config else Path(cfg.run_dir) / "all_config.yaml"
+    config_path = Path(cfg.arch_config) if cfg.arch_config else run_dir / "all_config.yaml"
     if not cfg.arch_config and not config_path.is_file():
         raise UserError(f"no all_config.yaml in {cfg.run_dir}: the official trainer writes it there; copy it or pass --arch-config FILE")
     raw = read_yaml(config_path)  # once for the run; each checkpoint adds its dataset-derived sizes
