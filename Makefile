@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install test test-fast test-avx2 demo bench clean
+.PHONY: install test test-fast test-avx2 test-plain demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ AVX2_MARCH := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /p
 test-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 TINYREASON_MARCH=$(AVX2_MARCH) \
 		HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+
+# The unit tests again with the fast CPU kernels switched off (TINYREASON_KERNELS=off): every op on
+# its plain PyTorch path, the reference the kernels are tested against. Kernel-vs-reference tests
+# that need the kernels skip with a reason.
+test-plain: $(STAMP)
+	TINYREASON_KERNELS=off HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/demo.py

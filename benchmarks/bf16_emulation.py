@@ -1,8 +1,8 @@
 """bf16 on a CPU without a oneDNN bf16 GEMM: PyTorch's bf16 kernels vs the fp32-GEMM emulation.
 
-What `tinyreason.lm.onednn.emulate_bf16` replaces, at GPT-2 shapes, in one run: a linear
+What `tinyreason.kernels.emulate_bf16` replaces, at GPT-2 shapes, in one run: a linear
 forward + backward under bf16 autocast (`F.linear`, what a Hugging Face model or TRL runs, vs
-`onednn.Bf16Linear`), a decode linear on bf16 weights (dense `F.linear` vs the sampler's
+`kernels.Bf16Linear`), a decode linear on bf16 weights (dense `F.linear` vs the sampler's
 fp32-packed copy of the bf16 values), and a bf16 attention matmul (`torch.matmul` vs the
 widened fp32 one). Both sides give the values of a bf16 GEMM (fp32 accumulation, bf16
 result); the script also prints the largest difference. On CPUs that have a bf16 GEMM the
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from linear_kernels import setup, timed
 
-from tinyreason.lm import onednn
+from tinyreason import kernels
 
 SHAPES = {"small (256 -> 768)": (256, 768), "124M (768 -> 3072)": (768, 3072)}
 
@@ -26,7 +26,7 @@ def train_linear(x, w, emulated: bool) -> torch.Tensor:
     """Forward + backward of one linear under bf16 autocast; returns the output."""
     x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = onednn.Bf16Linear.apply(x, w, None) if emulated else F.linear(x, w)
+        y = kernels.Bf16Linear.apply(x, w, None) if emulated else F.linear(x, w)
     y.float().sum().backward()
     return y.detach()
 
@@ -34,7 +34,7 @@ def train_linear(x, w, emulated: bool) -> torch.Tensor:
 def main() -> None:
     args = setup()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); oneDNN bf16 GEMM on this CPU: "
-          f"{onednn.bf16_packable()} (tinyreason emulates bf16: {onednn.emulate_bf16()})")
+          f"{kernels.bf16_packable()} (tinyreason emulates bf16: {kernels.emulate_bf16()})")
     for name, (i, o) in SHAPES.items():
         w = torch.randn(o, i) * i**-0.5  # (out, in) fp32 master weight
         x = torch.randn(764, i)  # (M, in) a GRPO update's tokens
@@ -44,10 +44,10 @@ def main() -> None:
         print(f"{name:20s} train fwd+bwd, 764 rows: bf16 kernels {native * 1e3:8.1f} ms  emulated "
               f"{emul * 1e3:8.1f} ms  speed-up {native / emul:5.2f}x  max |diff| {diff:.1e}")
         wb, xd = w.bfloat16(), torch.randn(8, i).bfloat16()  # (out, in), (8, in) decode rows
-        packed = onednn.pack(wb.float(), 8)  # the sampler's fp32 copy of bf16 values
+        packed = kernels.dnn_pack(wb.float(), 8)  # the sampler's fp32 copy of bf16 values
         native = timed(lambda: F.linear(xd, wb), args.reps * 30)
-        emul = timed(lambda: onednn.linear(xd, packed), args.reps * 30)
-        diff = (onednn.linear(xd, packed).float() - F.linear(xd, wb).float()).abs().max().item()
+        emul = timed(lambda: kernels.dnn_linear(xd, packed), args.reps * 30)
+        diff = (kernels.dnn_linear(xd, packed).float() - F.linear(xd, wb).float()).abs().max().item()
         print(f"{name:20s} decode, 8 rows:          bf16 kernels {native * 1e3:8.3f} ms  emulated "
               f"{emul * 1e3:8.3f} ms  speed-up {native / emul:5.2f}x  max |diff| {diff:.1e}")
     q, k = torch.randn(8, 12, 176, 64).bfloat16(), torch.randn(8, 12, 176, 64).bfloat16()  # (N, H, T, D)

@@ -1,4 +1,4 @@
-"""One layer's decode attention in the sampler: PyTorch ops vs the C kernel (`tinyreason.lm.decode_kernel`).
+"""One layer's decode attention in the sampler: PyTorch ops vs the C kernel (`tinyreason.kernels`).
 
 Both do the same work per call: write the step's keys/values into the generated-token cache
 and attend from every row's query to its group's prompt K/V (shared per group) and to its own
@@ -19,7 +19,8 @@ import time
 import torch
 from linear_kernels import timed
 
-from tinyreason.lm import decode_kernel, sampler
+from tinyreason import kernels
+from tinyreason.lm import sampler
 from tinyreason.lm.model import random_model
 from tinyreason.lm.shared_prefix import SharedPrefix
 
@@ -36,7 +37,7 @@ def layer_calls(b: int, g: int, h: int, p: int = 92, d: int = 64, t_new: int = 8
     prefix = SharedPrefix(kv, torch.ones(b, p, dtype=torch.long), g)
     prefix.use_kernel()  # the prompt keys also in the kernel's layout; `attend` reads the plain ones
     kc, vc = torch.randn(a, h, t_new, d), torch.randn(a, h, t_new, d)
-    kct = decode_kernel.key_tiles(kc)  # (A, H, T16 / 16, D, 16): the kernel's generated-key layout
+    kct = kernels.key_tiles(kc)  # (A, H, T16 / 16, D, 16): the kernel's generated-key layout
     qkv = torch.randn(a, 3 * c)
     for t in (0, 41, 83):
         def plain():
@@ -55,24 +56,24 @@ def layer_calls(b: int, g: int, h: int, p: int = 92, d: int = 64, t_new: int = 8
 
 
 def rollouts_on_off(model, prompts, flag: str, dtype: torch.dtype, repeats: int, fixed=None) -> tuple[float, float]:
-    """Best seconds of an 84-token rollout (G=8) with `decode_kernel.<flag>` True and False,
+    """Best seconds of an 84-token rollout (G=8) with `kernels.FORCED[flag]` True and False,
     interleaved; a short rollout first on each side (packing, caches). `fixed`: other
-    `decode_kernel` flags set alike on both sides. The flags are then reset."""
+    `kernels.FORCED` choices set alike on both sides. The choices are then reset."""
     gen = torch.Generator().manual_seed(0)
     times = {True: [], False: []}
-    fixed = {"STEP": False, **(fixed or {})}  # by default the per-op path, where one flag swaps one kernel
-    default = {k: getattr(decode_kernel, k) for k in (flag, *fixed)}
+    fixed = {"decode_step": False, **(fixed or {})}  # by default the per-op path, where one flag swaps one kernel
+    default = {k: kernels.FORCED.get(k) for k in (flag, *fixed)}
     for k, v in fixed.items():
-        setattr(decode_kernel, k, v)
+        kernels.FORCED[k] = v
     for _ in range(repeats):
         for on in (True, False):
-            setattr(decode_kernel, flag, on)
+            kernels.FORCED[flag] = on
             sampler.sample(model, prompts, 8, 4, dtype=dtype, generator=gen)
             t0 = time.perf_counter()
             sampler.sample(model, prompts, 8, 84, dtype=dtype, generator=gen)
             times[on].append(time.perf_counter() - t0)
     for k, v in default.items():
-        setattr(decode_kernel, k, v)
+        kernels.FORCED.pop(k) if v is None else kernels.FORCED.update({k: v})
     return min(times[True]), min(times[False])
 
 
@@ -80,7 +81,7 @@ def rollout(repeats: int) -> None:
     model = random_model(None, seed=0, vocab_size=128, n_layer=4, n_embd=256, n_head=4, n_positions=1024).eval()
     prompts = [list(range(1, 93)), list(range(3, 95))]
     for dtype in (torch.float32, torch.bfloat16):
-        on, off = rollouts_on_off(model, prompts, "ENABLED", dtype, repeats)
+        on, off = rollouts_on_off(model, prompts, "decode_attention", dtype, repeats)
         print(f"  small model rollout (16 rows x 84 tokens), {str(dtype)[6:]}: PyTorch ops {off * 1e3:6.1f} ms  "
               f"C kernel {on * 1e3:6.1f} ms  {off / on:5.2f}x (best of {repeats})", flush=True)
 
@@ -92,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not decode_kernel.available():
+    if not kernels.compiled():
         raise SystemExit("the C kernel did not compile here (no C compiler?): nothing to compare")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); one layer's decode attention + cache write")
     layer_calls(2, 8, 4)

@@ -1,4 +1,4 @@
-"""The sampler's decode linears: oneDNN's packed GEMM vs the C kernel (`tinyreason.lm.decode_kernel`).
+"""The sampler's decode linears: oneDNN's packed GEMM vs the C kernel (`tinyreason.kernels`).
 
 Per decode token, every block linear of every layer and the LM head, in model order (so the
 weights stream from L3 or memory as in a rollout, not from a warm L2): the small model (4 x 256,
@@ -17,7 +17,8 @@ import torch
 from decode_attention import rollouts_on_off
 from linear_kernels import timed
 
-from tinyreason.lm import decode_kernel, onednn, sampler
+from tinyreason import kernels
+from tinyreason.lm import sampler
 from tinyreason.lm.model import random_model
 
 SHAPES = {"small": (16, 256, 4, 64), "124m": (8, 768, 12, 50257)}  # rows, width, layers, vocab
@@ -30,8 +31,8 @@ def per_token(name: str, reps: int) -> None:
     weights = [(torch.randn(i, o).t() * 0.02, torch.randn(o) if o != vocab else None) for o, i in shapes]
     xs = {i: torch.randn(rows, i) for _, i in shapes}
     flop = 2 * rows * sum(o * i for o, i in shapes)
-    sides = {"oneDNN": [(onednn.pack(w, rows), b, xs[w.shape[1]]) for w, b in weights],
-             "C": [(decode_kernel.Panels(w), b, xs[w.shape[1]]) for w, b in weights]}
+    sides = {"oneDNN": [(kernels.dnn_pack(w, rows), b, xs[w.shape[1]]) for w, b in weights],
+             "C": [(kernels.Panels(w), b, xs[w.shape[1]]) for w, b in weights]}
     ref, got = (sampler._GPT2.linear(sides[s][0][2], *sides[s][0][:2]) for s in sides)
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
     best = {}
@@ -65,9 +66,9 @@ def main() -> None:
     ap.add_argument("--models", default="small,124m")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if not decode_kernel.use_linear("cpu"):
+    if not kernels.choose.decode_linear("cpu"):
         print("note: the sampler would not pick the C linears here (several threads or no compiler)")
-    if not decode_kernel.available():
+    if not kernels.compiled():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; one decode token's linears, fp32")

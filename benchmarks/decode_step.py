@@ -1,10 +1,10 @@
-"""The sampler's fp32 decode step: per PyTorch op vs one C call per token (`decode_kernel.Step`),
-and its plain-case draw in PyTorch ops vs C (`decode_kernel.sample_rows`).
+"""The sampler's fp32 decode step: per PyTorch op vs one C call per token (`kernels.Step`),
+and its plain-case draw in PyTorch ops vs C (`kernels.sample_rows`).
 
 Whole rollouts (`sampler.sample`, 84 new tokens, G=8, random models with EOS reachable only by
 chance) of the small model (4 x 256, 2 prompts = 16 rows, 64-token vocabulary) and GPT-2 124M
 (12 x 768, 1 prompt = 8 rows, 50257-token head), fp32 at one torch thread, with the malloc
-setting `chess grpo` uses (`keep_freed_memory`), the sides interleaved:
+setting `chess grpo` uses (`kernels.keep_freed_memory`), the sides interleaved:
 - "oneDNN ops": the per-op path on oneDNN's packed linears (the default before the step on AVX-512),
 - "C ops": the per-op path on the C linears (the default before the step on AVX2),
 - "C step": every decode token in one `decode_step` call (same C linears and attention kernel).
@@ -23,32 +23,32 @@ import time
 
 import torch
 
-from tinyreason.device import keep_freed_memory
-from tinyreason.lm import decode_kernel, sampler
+from tinyreason import kernels
+from tinyreason.lm import sampler
 from tinyreason.lm.model import random_model
 
 MODELS = {"small": (256, 4, 64, 2), "124m": (768, 12, 50257, 1)}  # width, layers, vocab, prompts
-SIDES = {"oneDNN ops": dict(STEP=False, LINEAR=False), "C ops": dict(STEP=False, LINEAR=True),
-         "C step": dict(STEP=True, LINEAR=True)}
+SIDES = {"oneDNN ops": dict(decode_step=False, decode_linear=False), "C ops": dict(decode_step=False, decode_linear=True),
+         "C step": dict(decode_step=True, decode_linear=True)}
 
 
 def rollouts(model, prompts, sides: dict[str, dict], repeats: int) -> dict[str, float]:
-    """Best seconds of an 84-token rollout under each side's `decode_kernel` flags, interleaved
+    """Best seconds of an 84-token rollout under each side's `kernels.FORCED` choices, interleaved
     (a short rollout first on each side: packing, caches); the flags are then reset."""
     names = {k for flags in sides.values() for k in flags}
-    default = {k: getattr(decode_kernel, k) for k in names}
+    default = {k: kernels.FORCED.get(k) for k in names}
     gen = torch.Generator().manual_seed(0)
     times = {side: [] for side in sides}
     for _ in range(repeats):
         for side, flags in sides.items():
             for k, v in flags.items():
-                setattr(decode_kernel, k, v)
+                kernels.FORCED[k] = v
             sampler.sample(model, prompts, 8, 4, generator=gen)
             t0 = time.perf_counter()
             sampler.sample(model, prompts, 8, 84, generator=gen)
             times[side].append(time.perf_counter() - t0)
     for k, v in default.items():
-        setattr(decode_kernel, k, v)
+        kernels.FORCED.pop(k) if v is None else kernels.FORCED.update({k: v})
     return {side: min(ts) for side, ts in times.items()}
 
 
@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--models", default="small,124m")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    keep_freed_memory()  # as `chess grpo` sets on CPU: without it every step's fresh tensors fault in pages
-    if not decode_kernel.available():
+    kernels.keep_freed_memory()  # as `chess grpo` sets on CPU: without it every step's fresh tensors fault in pages
+    if not kernels.compiled():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
     print(f"torch {torch.__version__}, 1 thread, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
           "fp32 rollouts of 84 tokens, G=8, best of the interleaved repeats")
@@ -85,12 +85,12 @@ def draw(rows: int, vocab: int) -> None:
     best = {}
     for _ in range(5):
         for on in (False, True):
-            decode_kernel.SAMPLE = on
+            kernels.FORCED["sample_rows"] = on
             t0 = time.perf_counter()
             for _ in range(n):
                 sampler._pick(logits, 1.0, 0, 1.0, gen)
             best[on] = min(best.get(on, 1e9), (time.perf_counter() - t0) / n)
-    decode_kernel.SAMPLE = True
+    kernels.FORCED.pop("sample_rows")
     print(f"    draw ({rows}, {vocab}): PyTorch ops {best[False] * 1e6:7.1f} us  C {best[True] * 1e6:7.1f} us  "
           f"{best[False] / best[True]:4.2f}x  (84 tokens: {(best[False] - best[True]) * 84e3:.1f} ms less)", flush=True)
 

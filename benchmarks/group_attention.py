@@ -1,4 +1,4 @@
-"""The GRPO update's completion attention: `grouped`'s SDPA route vs the C kernel (`tinyreason.lm.group_attention`).
+"""The GRPO update's completion attention: `grouped`'s SDPA route vs the C kernel (`tinyreason.kernels.completion_attention`).
 
 Per layer at GRPO shapes (92-token prompts, 83 fed completion tokens, G=8): the small model
 (2 prompts, 4 heads) and GPT-2 124M (1 prompt, 12 heads), head size 64, fp32. The SDPA route
@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import decode_kernel, group_attention
+from tinyreason import kernels
 from tinyreason.lm.replay import kept_attention
 from tinyreason.lm.shared_prefix import prompt_starts
 
@@ -66,11 +66,11 @@ def compare(name: str, scale: float = 0.125) -> None:
         return ac.transpose(1, 2).reshape(n * t, c)
 
     def kernel(kept=None):
-        return group_attention.completion_attention(qkv, starts, b * p, p, g, t, h, scale, kept)
+        return kernels.completion_attention(qkv, starts, b * p, p, g, t, h, scale, kept)
 
     with torch.no_grad():
         kept = (route().view(n, t, c), torch.empty(n, t, h))
-        decode_kernel._LIB.group_attention_fwd(qkv.data_ptr(), n, t, h, b * p, p, g, starts.data_ptr(), scale,
+        kernels.c_library().group_attention_fwd(qkv.data_ptr(), n, t, h, b * p, p, g, starts.data_ptr(), scale,
                                                kept[0].data_ptr(), t * c, kept[1].data_ptr(), t * h)  # its lse
         fwd = [median_time(route), median_time(kernel)]
     gy = torch.randn(n * t, c)
@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if not decode_kernel.available():
+    if not kernels.compiled():
         raise SystemExit("the C kernels did not compile here (no C compiler?): nothing to compare")
     cap = torch.backends.cpu.get_cpu_capability()
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU capability {cap}")

@@ -221,11 +221,11 @@ def verdict(ours: list[float], trl: list[float], higher_is_better: bool | None) 
 
 
 def run_ours(args, seed: int, run_dir: Path) -> tuple[dict, Path | None]:
-    from tinyreason.lm import grpo_train
+    from tinyreason.chess import grpo as chess_grpo
     from tinyreason.lm.state import latest_checkpoint
     from tinyreason.runlog import read_metrics
 
-    rc = grpo_train.main(grpo_argv(args, seed, run_dir))
+    rc = chess_grpo.main(grpo_argv(args, seed, run_dir))
     recs = [r for r in read_metrics(run_dir) if "reward_mean" in r]
     return {"exit_code": rc, "reward": [r["reward_mean"] for r in recs], "kl": [r["kl"] for r in recs],
             "lr": [r["lr"] for r in recs], "grad_norm": [r["grad_norm"] for r in recs],
@@ -242,16 +242,19 @@ def run_trl(args, seed: int, run_dir: Path) -> tuple[dict, Path]:
     from grpo_vs_trl import check_loss_agreement
     from tinyreason.config import parse_command
     from tinyreason.chess.engine import configure_shared_pool
-    from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, reward_weights
+    from tinyreason.chess.tasks import TASKS, load
+    from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio
     from tinyreason.lm.grpo_train import GRPOTrainConfig
     from tinyreason.lm.model import load_model, save_model
+    from tinyreason.lm.tasks import reward_weights
     from tinyreason.lm.optim import lr_lambda
     from tinyreason.lm.sampler import stop_token_ids
 
     cfg = parse_command(GRPOTrainConfig, grpo_argv(args, seed))
     torch.manual_seed(cfg.seed)
     model, tok = load_model(cfg.model, "cpu", "float32")
-    mixer = TaskMixer(load_pools(cfg.train_data, cfg.train_split, cfg.train_limit), parse_ratio(cfg.task_ratio), cfg.seed)
+    mixer = TaskMixer(load_pools(load, TASKS, cfg.train_data, cfg.train_split, cfg.train_limit), parse_ratio(cfg.task_ratio),
+                      cfg.seed)
     batch = [s for step in range(1, cfg.max_steps + 1) for s in mixer.batch(step, cfg.prompts_per_step, 0, 1)]
     ds = Dataset.from_dict({"prompt": [s.prompt for s in batch], "reference": [s.completion for s in batch]})
     configure_shared_pool(cfg.stockfish, size=cfg.engine_workers, nodes=cfg.engine_nodes)
@@ -276,7 +279,7 @@ def run_trl(args, seed: int, run_dir: Path) -> tuple[dict, Path]:
             if logs and "reward" in logs:
                 steps.append(dict(logs))
 
-    trainer = GRPOTrainer(model=model, reward_funcs=[dispatching_reward(reward_weights(cfg.reward_weights),
+    trainer = GRPOTrainer(model=model, reward_funcs=[dispatching_reward(reward_weights(TASKS, cfg.reward_weights),
                                                                         cfg.sampling.stop_strings)],
                           args=GRPOConfig(**trl_kwargs(cfg, run_dir)), train_dataset=ds, processing_class=tok,
                           callbacks=[Log()], optimizers=(opt, sched))

@@ -14,7 +14,7 @@ default). Step 1
 (warm-up) is excluded; a step is rollout + rewards + reference + update + optimizer.
 Also checks that TRL's `_compute_loss` and ours agree on one fixed batch.
 Each side runs in its own fresh process, in turn per round. `chess grpo` sets
-`tinyreason.device.keep_freed_memory()` for itself on CPU (glibc malloc keeps freed memory, no
+`tinyreason.kernels.keep_freed_memory()` for itself on CPU (glibc malloc keeps freed memory, no
 page faults per step) and freezes the objects it has made before its first step (`gc.freeze()`:
 Python's full collections then skip them); TRL runs twice: as a TRL script runs (`trl`, glibc
 defaults) and with the same two settings (`trl-malloc`: the malloc setting is what a TRL user gets
@@ -92,7 +92,7 @@ def make_model(name: str, lines: list[str], out: Path) -> Path:
 
 
 def run_ours(model_dir, data, args, run_dir, dtype: str) -> list[float]:
-    from tinyreason.lm import grpo_train
+    from tinyreason.chess import grpo as chess_grpo
     from tinyreason.runlog import read_metrics
 
     argv = [f"model={model_dir}", f"train_data=[{data}]", "train_split=null", "task_ratio=1:0", f"group_size={args.group}",
@@ -101,7 +101,7 @@ def run_ours(model_dir, data, args, run_dir, dtype: str) -> list[float]:
             f"loss_type={args.loss_type}", "mask_truncated_completions=false", f"max_steps={args.steps}",
             "eval_every=0", "save_every=0", "log_samples_every=0", f"run_dir={run_dir}", "device=cpu", "lr=1e-6",
             f"dtype={dtype}", "num_iterations=1", f"keep_rollout_activations={str(args.side == 'ours').lower()}"]
-    grpo_train.main(argv)
+    chess_grpo.main(argv)
     recs = [r for r in read_metrics(run_dir) if "time_step" in r]
     return [r["time_step"] for r in recs[1:]], [r["completion_len_mean"] for r in recs[1:]]
 
@@ -179,7 +179,7 @@ def side_main(args) -> dict:
     """One side in this (fresh) process: per-step times and completion lengths, and for TRL the
     loss-agreement check."""
     if args.side == "trl-malloc":
-        from tinyreason.device import keep_freed_memory
+        from tinyreason.kernels import keep_freed_memory
 
         keep_freed_memory()  # what `chess grpo` sets for itself on CPU
     if args.side in ("ours", "ours-recompute"):

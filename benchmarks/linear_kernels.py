@@ -1,8 +1,8 @@
 """fp32 GEMM routes for GPT-2's linears on CPU: MKL (`torch.matmul`/`F.linear`, what a plain
-model runs) vs oneDNN from dense tensors (`tinyreason.lm.onednn`, no weight conversion) vs
+model runs) vs oneDNN from dense tensors (`tinyreason.kernels`, no weight conversion) vs
 oneDNN via `to_mkldnn` weight copies (the route used before, which must convert the weights
-after every optimizer step). Why `tinyreason.lm.onednn` exists; one run, same shapes.
-Also, at decode: dense vs packed weights (`onednn.pack`, oneDNN's blocked layout, what the
+after every optimizer step). Why `tinyreason.kernels` exists; one run, same shapes.
+Also, at decode: dense vs packed weights (`kernels.dnn_pack`, oneDNN's blocked layout, what the
 sampler uses) in fp32 and bf16, and the cost of packing once per update.
 
 Shapes: the 124M config's 12 blocks (qkv, proj, fc, out; Conv1D (in, out) weights) at decode
@@ -82,24 +82,24 @@ def main() -> None:
     print(f"weight conversion for the to_mkldnn route (after every optimizer step): {refresh * 1e3:.0f} ms; "
           f"dense oneDNN route: none")
 
-    from tinyreason.lm import onednn
+    from tinyreason import kernels
 
     for dtype in (torch.float32, torch.bfloat16):  # decode, 8 rows: dense (out, in) weights vs packed
-        if dtype == torch.bfloat16 and not onednn.bf16_packable():
+        if dtype == torch.bfloat16 and not kernels.bf16_packable():
             print("decode, 8 rows, bfloat16: skipped, this CPU's oneDNN has no bf16 GEMM (bf16 is emulated by fp32 GEMMs)")
             continue
         wd = [w.t().contiguous().to(dtype) for w in ws]  # (out, in)
         x = {d: t.to(dtype) for d, t in rows(8).items()}
         dense = timed(lambda: [op(x[w.shape[1]], w, None, "none", [], "") for w in wd], args.reps * 3)
-        pack = timed(lambda: [onednn.pack(w, 8) for w in wd], args.reps)
-        wp = [onednn.pack(w, 8) for w in wd]
+        pack = timed(lambda: [kernels.dnn_pack(w, 8) for w in wd], args.reps)
+        wp = [kernels.dnn_pack(w, 8) for w in wd]
         packed = timed(lambda: [op(x[w.shape[1]], p, None, "none", [], "") for w, p in zip(wd, wp)], args.reps * 3)
         name = str(dtype).replace("torch.", "")
         print(f"decode, 8 rows, {name:8s}: dense {dense * 1e3:6.1f} ms  packed {packed * 1e3:6.1f} ms per token  "
               f"speed-up {dense / packed:4.2f}x; packing {pack * 1e3:.0f} ms per update = "
               f"{pack / max(dense - packed, 1e-9):.0f} tokens' saving")
-    print(f"fp32 route for dense weights on this CPU (tinyreason.lm.onednn.USE_ONEDNN_FP32): "
-          f"{'oneDNN' if onednn.USE_ONEDNN_FP32 else 'MKL (F.linear)'}")
+    print(f"fp32 route for dense weights on this CPU (tinyreason.kernels.choose.onednn_fp32): "
+          f"{'oneDNN' if kernels.choose.onednn_fp32() else 'MKL (F.linear)'}")
 
 
 if __name__ == "__main__":

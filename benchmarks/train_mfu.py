@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from tinyreason.device import autocast, keep_freed_memory
+from tinyreason import kernels
+from tinyreason.device import autocast
 from tinyreason.lm import mfu
 from tinyreason.lm.optim import adamw
 from tinyreason.lm.causal import lm_loss_sum
@@ -36,7 +37,7 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device("cpu")
-    keep_freed_memory()  # as `chess sft` on CPU
+    kernels.keep_freed_memory()  # as `chess sft` on CPU
     model = random_model(None, seed=0, n_positions=1024).train()
     n = count_params(model)
     opt = adamw(model.parameters(), lr=1e-5)

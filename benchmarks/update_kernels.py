@@ -4,7 +4,7 @@
   (`logits.float() / T`, `log_softmax`, `gather`, softmax entropy) vs `tinyreason.lm.token_logprobs`
   (row chunks); 124M shape: 672 completion tokens x 50257, bf16 logits as autocast gives them.
 - tanh-GELU, fp32, forward and backward: PyTorch's kernels (`F.gelu`, `gelu_backward`) vs the C
-  kernel of `tinyreason.lm.gpt2_ops.tanh_gelu` (`gelu.c`), at the small model's GRPO update size
+  kernel of `tinyreason.lm.gpt2.tanh_gelu` (`gelu.c`), at the small model's GRPO update size
   (1528 tokens x 1024).
 - AdamW step on the 124M parameters: torch's default (for-each loop on CPU) vs `fused=True`.
 
@@ -50,15 +50,15 @@ def main() -> None:
         report("token log-probs fwd only (reference pass)", timed(lambda: plain_logprobs(logits, targets, 1.0), args.reps),
                timed(lambda: token_logprobs(logits, targets, 1.0), args.reps))
 
-    from tinyreason.lm import decode_kernel
+    from tinyreason import kernels
 
     x, g = 3 * torch.randn(1528, 1024), torch.randn(1528, 1024)
-    if decode_kernel.use_gelu(x):
+    if kernels.choose.gelu(x):
         report("tanh-GELU forward, fp32, 1528 x 1024", timed(lambda: F.gelu(x, approximate="tanh"), args.reps * 10),
-               timed(lambda: decode_kernel.gelu_tanh(x), args.reps * 10))
+               timed(lambda: kernels.gelu_tanh(x), args.reps * 10))
         report("tanh-GELU backward, fp32, 1528 x 1024",
                timed(lambda: torch.ops.aten.gelu_backward(g, x, approximate="tanh"), args.reps * 10),
-               timed(lambda: decode_kernel.gelu_tanh_backward(g, x), args.reps * 10))
+               timed(lambda: kernels.gelu_tanh_backward(g, x), args.reps * 10))
     else:
         print("tanh-GELU: skipped, the C kernels did not compile here (no C compiler?)")
 

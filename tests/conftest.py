@@ -32,6 +32,19 @@ STOCKFISH = _find_stockfish()
 needs_stockfish = pytest.mark.skipif(STOCKFISH is None, reason="no Stockfish binary found (set $STOCKFISH or apt-get install stockfish)")
 
 
+KERNELS_OFF = os.environ.get("TINYREASON_KERNELS", "").strip().lower() == "off"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under TINYREASON_KERNELS=off (`make test-plain`) the tests marked `kernels` - those that
+    run or force a fast kernel to compare it with its plain path - skip with the reason."""
+    if KERNELS_OFF:
+        skip = pytest.mark.skip(reason="TINYREASON_KERNELS=off: the fast kernels are switched off (make test-plain)")
+        for item in items:
+            if item.get_closest_marker("kernels") is not None:
+                item.add_marker(skip)
+
+
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES

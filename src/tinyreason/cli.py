@@ -22,8 +22,8 @@ COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
     "chess": {
         "datagen": ("tinyreason.chess.datagen", "generate policy/environment samples with Stockfish"),
         "eval": ("tinyreason.chess.evaluate", "evaluate a model on policy, environment and mate-in-one sets"),
-        "sft": ("tinyreason.lm.sft", "supervised (causal LM) training on RookWorld text"),
-        "grpo": ("tinyreason.lm.grpo_train", "GRPO fine-tuning with verifiable chess rewards"),
+        "sft": ("tinyreason.chess.sft", "supervised (causal LM) training on RookWorld text"),
+        "grpo": ("tinyreason.chess.grpo", "GRPO fine-tuning with verifiable chess rewards"),
     },
     "hrm": {
         "predict": ("tinyreason.hrm.predict", "run a checkpoint on an .npz of inputs"),

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import math
-import mmap
 import re
-import sys
 from typing import Literal
 
 import torch
@@ -50,56 +46,10 @@ EMULATED_BF16_NOTE = ("note: this CPU has no bf16 GEMM (AVX2-only); bf16 is emul
 
 def slow_bf16(device: torch.device, dtype: torch.dtype) -> bool:
     """True for bf16 on a CPU without a oneDNN bf16 GEMM (AVX2-only x86): PyTorch's bf16
-    matmuls run there on a generic path, 3-16x slower than fp32 (Zen 1, GPT-2 shapes;
-    `benchmarks/bf16_emulation.py`)."""
+    matmuls run there on a generic path, several times slower than fp32
+    (`benchmarks/bf16_emulation.py`, docs/benchmarks.md). False with the kernels switch off."""
     if dtype != torch.bfloat16 or device.type != "cpu":  # checked first: called per HRM linear
         return False
-    from tinyreason.lm import onednn
+    from tinyreason import kernels
 
-    return onednn.emulate_bf16()
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep the memory a CPU training step frees, for the next step.
-
-    By default glibc serves blocks above a (dynamic, <= 32 MiB) threshold with fresh `mmap`s
-    and returns freed heap tops to the OS, so every step's gradients, logits and activations
-    are faulted in and zeroed page by page again (GPT-2 124M bf16 GRPO: ~130k page faults,
-    ~0.4 s of a 2.5 s update). Blocks up to 1 GiB now come from the heap and it is never
-    trimmed: the process keeps its peak memory, as with the jemalloc/tcmalloc preloads of
-    PyTorch's CPU tuning guides. Process-wide; a no-op (False) where libc is not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
-
-
-_HUGE = 2 << 20  # x86-64 transparent huge page size
-
-
-def huge_page_empty(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """An uninitialised CPU tensor (fp32 unless `dtype`) for a large, long-lived buffer that is streamed end to end
-    (the sampler's decode weights), in its own anonymous mapping, 2 MiB-aligned and on Linux
-    advised into transparent huge pages (`MADV_HUGEPAGE`; the common THP mode "madvise" uses them
-    only when asked, and memory from malloc's heap may already be mapped in 4 KiB pages). With
-    4 KiB pages every 4 KiB of a weight stream costs a TLB miss and stops the hardware prefetcher:
-    GPT-2 124M's decode linears read 12.1-12.8 GB/s of weights from 4 KiB pages and 13.3-14.2 GB/s
-    from huge pages on one Zen 4 core (`benchmarks/decode_step.py`). A plain `torch.empty` for
-    buffers under 2 MiB or where mmap's advice is not available."""
-    n, item = math.prod(shape), torch.empty(0, dtype=dtype).element_size()
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if n * item < _HUGE or advice is None:
-        return torch.empty(shape, dtype=dtype)
-    size = -(-n * item // _HUGE) * _HUGE  # whole huge pages
-    # private anonymous (a shared one is shmem, whose huge pages follow another setting); room to align
-    buf = mmap.mmap(-1, size + _HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    start = -ctypes.addressof(ctypes.c_char.from_buffer(buf)) % _HUGE
-    with contextlib.suppress(OSError):  # a kernel without THP: 4 KiB pages, still aligned
-        buf.madvise(advice, start, size)  # before any page is touched
-    return torch.frombuffer(buf, dtype=dtype, count=n, offset=start).view(shape)  # keeps buf alive
+    return kernels.emulate_bf16()

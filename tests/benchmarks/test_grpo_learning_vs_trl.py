@@ -79,11 +79,12 @@ def test_unmatchable_settings_are_refused(override, word):
 def test_dispatching_reward_scores_each_row_by_its_task():
     from tinyreason.chess.data import split_text
     from tinyreason.chess.rewards import score
-    from tinyreason.lm.grpo_data import reward_weights
+    from tinyreason.chess.tasks import TASKS
+    from tinyreason.lm.tasks import reward_weights
 
     pol = split_text(FIXTURES.joinpath("rook_val_400.txt").read_text().splitlines()[0])
     env = json.loads(FIXTURES.joinpath("env_prompts_expected.json").read_text())[0]
-    weights = reward_weights({"policy": {"policy_legal_moves": 0.5}})
+    weights = reward_weights(TASKS, {"policy": {"policy_legal_moves": 0.5}})
     fn = bench.dispatching_reward(weights, ["\n"])
     env_completion = env["expected_fen"] + "+0.001+0+0"
     got = fn([pol.prompt, env["prompt"], pol.prompt], [pol.completion + "\nP: junk", env_completion, "M: zz"],

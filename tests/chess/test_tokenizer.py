@@ -165,12 +165,14 @@ def test_sft_chess_tokenizer_option():
     from tinyreason.lm.sft import SFTConfig, build_model
 
     cfg = SFTConfig(chess_tokenizer=True, arch={"n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32})
-    model, loaded = build_model(cfg, [], "cpu")
+    model, loaded = build_model(cfg, [], "cpu", chess_tokenizer)
     assert loaded.get_vocab() == chess_tokenizer().get_vocab() and model.config.vocab_size == len(loaded)
     with pytest.raises(UserError, match="only applies to random init"):
-        build_model(SFTConfig(model="x", chess_tokenizer=True), [], "cpu")
+        build_model(SFTConfig(model="x", chess_tokenizer=True), [], "cpu", chess_tokenizer)
     with pytest.raises(UserError, match="exclude each other"):
-        build_model(SFTConfig(char_tokenizer=True, chess_tokenizer=True), [], "cpu")
+        build_model(SFTConfig(char_tokenizer=True, chess_tokenizer=True), [], "cpu", chess_tokenizer)
+    with pytest.raises(UserError, match="chess sft"):
+        build_model(cfg, [], "cpu")  # lm knows no chess: the chess entry hands its tokenizer over
 
 
 @pytest.mark.slow
@@ -180,7 +182,7 @@ def test_tiny_model_sft_sampler_grpo_and_eval(tok, tmp_path):
     import torch
 
     from tinyreason.chess import evaluate
-    from tinyreason.lm import grpo_train, sft
+    from tinyreason.chess import grpo as chess_grpo, sft as chess_sft
     from tinyreason.lm.model import load_model
     from tinyreason.lm.sampler import decode_completions, sample, stop_token_ids
     from tinyreason.lm.state import latest_checkpoint
@@ -197,7 +199,7 @@ def test_tiny_model_sft_sampler_grpo_and_eval(tok, tmp_path):
     argv = {"train_data": f"[{data}]", "train_split": "null", "eval_data": f"[{evals}]", "eval_split": "null",
             "chess_tokenizer": "true", "seq_len": 128, "batch_size": 2, "warmup_steps": 1, "max_steps": 3,
             "save_every": 3, "eval_every": 3, "lr": 3e-3, "run_dir": tmp_path / "sft", "device": "cpu", **arch}
-    assert sft.main([f"{k}={v}" for k, v in argv.items()]) == 0
+    assert chess_sft.main([f"{k}={v}" for k, v in argv.items()]) == 0
     losses = [r["loss"] for r in read_metrics(tmp_path / "sft") if "loss" in r]
     assert len(losses) == 3 and all(loss == loss for loss in losses)
     ckpt = latest_checkpoint(tmp_path / "sft")
@@ -222,7 +224,7 @@ def test_tiny_model_sft_sampler_grpo_and_eval(tok, tmp_path):
              "eval_split": "null", "eval_limit": 4, "eval_every": 1, "eval_max_new_tokens": 16, "group_size": 2,
              "prompts_per_step": 2, "micro_batch_size": 4, "sampling.max_new_tokens": 16, "max_steps": 1,
              "save_every": 1, "run_dir": run, "device": "cpu", "beta": 0.04, "task_ratio": "1:1"}
-    assert grpo_train.main([f"{k}={v}" for k, v in gargv.items()]) == 0
+    assert chess_grpo.main([f"{k}={v}" for k, v in gargv.items()]) == 0
     recs = read_metrics(run)
     step = [r for r in recs if "loss" in r][0]
     assert step["num_completions"] == 4 and step["loss"] == step["loss"]

@@ -137,7 +137,7 @@ def test_casted_linear_emulates_bf16_without_a_bf16_gemm(monkeypatch):
     """AVX2-only CPUs: bf16 linears run as fp32 GEMMs on bf16 values, the values (and
     gradients) of PyTorch's bf16 GEMM up to summation order."""
     from tinyreason.hrm import layers
-    from tinyreason.lm import onednn
+    from tinyreason import kernels
 
     torch.manual_seed(0)
     lin = layers.CastedLinear(32, 24, bias=True)
@@ -145,7 +145,7 @@ def test_casted_linear_emulates_bf16_without_a_bf16_gemm(monkeypatch):
     x0 = torch.randn(5, 32, dtype=torch.bfloat16)
     out = []
     for emulate in (True, False):
-        monkeypatch.setattr(onednn, "_BF16", not emulate)
+        monkeypatch.setitem(kernels.FORCED, "emulate_bf16", emulate)
         x = x0.clone().requires_grad_()
         y = lin(x)
         y.float().square().sum().backward()

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import onednn
+from tinyreason import kernels
 from tinyreason.lm.causal import lm_loss_sum
 from tinyreason.lm.model import random_model
 
@@ -57,7 +57,7 @@ def test_loss_and_gradients_equal_hf_forward(model):
 @pytest.mark.parametrize("emulate", [False, True], ids=["bf16-gemm", "bf16-emulated"])
 def test_bf16_autocast_matches_hf_under_autocast(model, monkeypatch, emulate):
     """bf16 autocast, with PyTorch's bf16 kernels or emulated by fp32 GEMMs (AVX2-only CPUs)."""
-    monkeypatch.setattr(onednn, "emulate_bf16", lambda: emulate)
+    monkeypatch.setitem(kernels.FORCED, "emulate_bf16", emulate)
     loss, _, grads = _loss_and_grads(model, lm_loss_sum, amp=True)
     loss_hf, _, grads_hf = _loss_and_grads(model, _hf_loss_sum, amp=True)
     torch.testing.assert_close(loss, loss_hf, atol=0.1, rtol=1e-2)

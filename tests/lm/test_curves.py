@@ -72,3 +72,13 @@ def test_plot_grpo_curves_writes_a_png(tmp_path):
     out = plot_grpo_curves(run.path, title="GRPO test")
     assert out == tmp_path / "run" / "curves.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_grpo_curves(tmp_path / "empty") is None
+
+
+def test_any_task_names_and_an_eval_only_task():
+    records = [{"step": s, "reward_mean": 0.1 * s, "reward/add/mean": 0.1 * s, "reward/add/correct": 0.1 * s}
+               for s in (1, 2)] + [{"step": 2, "eval/n_add": 4, "eval/add_accuracy": 0.5, "eval/env_exact_rate": 0.25}]
+    titles = [p.title for p in grpo_panels(records)]
+    assert titles[:2] == ["reward by task (mean)", "add reward functions (mean)"] and "eval add (greedy)" in titles
+    assert "eval env (greedy)" not in titles  # a task is known from its rewards unless the run names it
+    named = {p.title: p for p in grpo_panels(records, ["add", "env"])}
+    assert [line[0] for line in named["eval env (greedy)"].lines] == ["exact_rate"]

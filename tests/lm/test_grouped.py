@@ -72,13 +72,13 @@ def test_grouped_bf16_autocast_matches_fp32_within_bf16_rounding(model):
 def test_grouped_bf16_emulation_matches_bf16_autocast(model, monkeypatch):
     """Without a oneDNN bf16 GEMM (AVX2-only CPUs) bf16 linears and attention matmuls run as fp32
     GEMMs on bf16 values: the same log-probs and gradients as PyTorch's bf16 kernels."""
-    from tinyreason.lm import onednn
+    from tinyreason import kernels
 
     m = _batch()[3].bool()
     w = model.transformer.h[1].attn.c_attn.weight
     out = []
     for emulate in (True, False):
-        monkeypatch.setattr(onednn, "emulate_bf16", lambda e=emulate: e)
+        monkeypatch.setitem(kernels.FORCED, "emulate_bf16", emulate)
         out.append(_logprobs_and_grad(model, w, m, amp=True))
     (lp_e, g_e), (lp_b, g_b) = out
     assert torch.allclose(lp_e[m], lp_b[m], atol=2e-2)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tinyreason.chess import grpo as chess_grpo
 from tinyreason.lm import grpo, grpo_train
 from tinyreason.lm.state import latest_checkpoint, load_state
 from tinyreason.runlog import read_metrics
@@ -43,7 +44,7 @@ def _weights(ckpt: Path):
 
 def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, tmp_path, monkeypatch):
     full = tmp_path / "full"
-    assert grpo_train.main(_argv(tiny_model_dir, rook_data, full)) == 0
+    assert chess_grpo.main(_argv(tiny_model_dir, rook_data, full)) == 0
     recs = read_metrics(full)
     steps = [r for r in recs if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3, 4]
@@ -75,10 +76,10 @@ def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, 
 
     monkeypatch.setattr(grpo_train, "sample", dying_sample)
     with pytest.raises(KeyboardInterrupt):
-        grpo_train.main(_argv(tiny_model_dir, rook_data, killed))
+        chess_grpo.main(_argv(tiny_model_dir, rook_data, killed))
     monkeypatch.setattr(grpo_train, "sample", real_sample)
     assert [r["step"] for r in read_metrics(killed) if "loss" in r] == [1, 2, 3]
-    assert grpo_train.main(_argv(tiny_model_dir, rook_data, killed) + ["--resume"]) == 0
+    assert chess_grpo.main(_argv(tiny_model_dir, rook_data, killed) + ["--resume"]) == 0
     assert _stable(read_metrics(killed)) == _stable(recs)
     a, b = _weights(ckpt), _weights(latest_checkpoint(killed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -86,9 +87,9 @@ def test_grpo_run_writes_outputs_and_resumes_exactly(tiny_model_dir, rook_data, 
 
 
 def test_rollout_activations_stand_in_for_the_first_update_forward(tiny_model_dir, rook_data, tmp_path, monkeypatch):
-    from tinyreason.lm import decode_kernel
+    from tinyreason import kernels
 
-    if not decode_kernel.available():
+    if not kernels.compiled():
         pytest.skip("no C compiler: the one-call decode step is not built here")
     used = []
 
@@ -106,7 +107,7 @@ def test_rollout_activations_stand_in_for_the_first_update_forward(tiny_model_di
             run = tmp_path / f"keep_{keep}"
             over = dict(max_steps=1, eval_every=0, save_every=0, keep_rollout_activations=str(keep).lower())
             used.clear()
-            assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, **over)) == 0
+            assert chess_grpo.main(_argv(tiny_model_dir, rook_data, run, **over)) == 0
             runs[keep] = ([r for r in read_metrics(run) if "loss" in r][0], list(used))
     finally:
         torch.set_num_threads(threads)
@@ -125,7 +126,7 @@ def test_cpu_contention_lowers_threads_mid_run_and_restores_them(tiny_model_dir,
     monkeypatch.setattr(contention, "cpu_limit", lambda: 2)
     torch.set_num_threads(2)  # tests/lm/conftest.py puts one thread back afterwards
     run = tmp_path / "busy"
-    assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, eval_every=0, max_steps=4, num_iterations=1)) == 0
+    assert chess_grpo.main(_argv(tiny_model_dir, rook_data, run, eval_every=0, max_steps=4, num_iterations=1)) == 0
     recs = [r for r in read_metrics(run) if "loss" in r]
     assert [r.get("contention/threads") for r in recs] == [None, 1, None, None]  # two contended steps, then down
     assert torch.get_num_threads() == 2  # restored when the run ends
@@ -133,7 +134,7 @@ def test_cpu_contention_lowers_threads_mid_run_and_restores_them(tiny_model_dir,
 
 def test_kl_safety_stop_keeps_last_good_checkpoint(tiny_model_dir, rook_data, tmp_path):
     run = tmp_path / "kl"
-    rc = grpo_train.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, num_iterations=1, **{
+    rc = chess_grpo.main(_argv(tiny_model_dir, rook_data, run, lr=0.05, entropy_coef=1.0, num_iterations=1, **{
         "safety.kl_max": 1e-7, "safety.kl_patience": 2, "max_steps": 6, "eval_every": 0}))
     assert rc == 1
     assert gc.get_freeze_count() == 0  # the loop's gc.freeze() is undone when a run stops
@@ -146,14 +147,14 @@ def test_nonfinite_loss_stops_before_the_update(tiny_model_dir, rook_data, tmp_p
     real = grpo.grpo_loss
     monkeypatch.setattr(grpo, "grpo_loss", lambda *a, **k: (lambda l, s: (l * float("nan"), s))(*real(*a, **k)))
     run = tmp_path / "nan"
-    assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, eval_every=0)) == 1
+    assert chess_grpo.main(_argv(tiny_model_dir, rook_data, run, eval_every=0)) == 1
     reason = json.loads((run / "stop_reason.json").read_text())
     assert reason["reason"] == "nonfinite" and reason["step"] == 1 and reason["last_good_checkpoint"] is None
 
 
 def test_grad_norm_explosion_stops_before_the_update(tiny_model_dir, rook_data, tmp_path):
     run = tmp_path / "gn"
-    assert grpo_train.main(_argv(tiny_model_dir, rook_data, run, eval_every=0, num_iterations=1, max_steps=2,
+    assert chess_grpo.main(_argv(tiny_model_dir, rook_data, run, eval_every=0, num_iterations=1, max_steps=2,
                                  **{"safety.grad_norm_max": 1e-12})) == 1
     reason = json.loads((run / "stop_reason.json").read_text())
     assert reason["reason"] == "grad_norm_explosion" and reason["step"] == 1
@@ -207,10 +208,41 @@ def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path,
 
     monkeypatch.setattr(grpo_train, "update", checked_update)
     config = Path(__file__).resolve().parents[2] / "configs" / "demo_grpo.yaml"
-    assert grpo_train.main(["--config", str(config), "model=embedded:rookworld-tiny",
+    assert chess_grpo.main(["--config", str(config), "model=embedded:rookworld-tiny",
                             f"train_data=[{EMBEDDED_DIR / 'rookworld-tiny' / 'data' / 'grpo_prompts.txt'}]",
                             "train_split=null", "eval_split=null", f"run_dir={tmp_path / 'run'}", "max_steps=12",
                             "save_every=0", "dtype=bfloat16"]) == 0
     means, maxima = zip(*seen)
     assert len(seen) == 12
     assert sum(means) / len(means) < 0.0075 and max(means) < 0.01 and max(maxima) < 3, seen
+
+
+# `chess grpo` on the shipped model, recorded from the code before GRPO took tasks (commit 4e0265a):
+# the task plumbing (mix, rewards, weights, held-out metrics) must not move these numbers
+GOLDEN = [
+    {"step": 1, "reward_mean": -0.04125000000000001, "reward_std": 0.8328168637650348, "reward/policy/mean": -0.82,
+     "reward/env/mean": 0.7375, "reward/policy/policy_best_move": -1.0, "reward/env/env_fen_exact": 0.0,
+     "loss": 0.012837368296459317, "kl": 0.029597733387978113, "entropy": 0.4714558036622153,
+     "grad_norm": 0.5181769728660583, "completion_len_mean": 57.625, "frac_zero_std": 0.0},
+    {"step": 2, "reward_mean": -0.02, "reward_std": 0.7734154307818203, "reward/policy/mean": -0.74,
+     "reward/env/mean": 0.7, "reward/policy/policy_best_move": -1.0, "reward/env/env_fen_exact": 0.0,
+     "loss": 0.014343285467475653, "kl": 0.006813153811132332, "entropy": 0.3988031786541606,
+     "grad_norm": 0.45788562297821045, "completion_len_mean": 69.875, "frac_zero_std": 0.5},
+    {"step": 2, "eval/policy_legal_rate": 1.0, "eval/policy_format_rate": 0.0, "eval/env_fen_exact_rate": 0.0,
+     "eval/n_policy": 2, "eval/n_env": 2},
+]
+
+
+def test_chess_grpo_numbers_match_the_code_before_tasks(tmp_path):
+    from tinyreason.hub import EMBEDDED_DIR
+
+    data = EMBEDDED_DIR / "rookworld-tiny" / "data"
+    argv = {"model": "embedded:rookworld-tiny", "train_data": f"[{data / 'grpo_prompts.txt'}]", "train_split": "null",
+            "eval_data": f"[{data / 'heldout.txt'}]", "eval_split": "null", "eval_limit": 4, "eval_every": 2,
+            "eval_max_new_tokens": 90, "group_size": 4, "prompts_per_step": 2, "micro_batch_size": 8,
+            "sampling.max_new_tokens": 90, "sampling.temperature": 0.7, "reward_weights.policy.policy_legal_moves": 0.5,
+            "max_steps": 2, "save_every": 0, "run_dir": tmp_path / "run", "lr": 1e-4, "log_samples_every": 0,
+            "device": "cpu", "beta": 0.04, "num_iterations": 2, "task_ratio": "1:1", "seed": 3}
+    assert chess_grpo.main([f"{k}={v}" for k, v in argv.items()]) == 0
+    got = [{k: r[k] for k in g} for r, g in zip(read_metrics(tmp_path / "run"), GOLDEN)]
+    assert got == [{k: pytest.approx(v, rel=1e-4, abs=1e-6) for k, v in g.items()} for g in GOLDEN]

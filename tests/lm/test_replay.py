@@ -4,13 +4,15 @@ entropies and gradients as a recomputation (up to float rounding)."""
 import pytest
 import torch
 
-from tinyreason.lm import decode_kernel
+from tinyreason import kernels
 from tinyreason.lm.grouped import grouped_logprobs
 from tinyreason.lm.model import random_model
 from tinyreason.lm.replay import Activations, kept_linear
 from tinyreason.lm.sampler import sample
 
-needs_kernel = pytest.mark.skipif(not decode_kernel.available(), reason="no C compiler: the decode kernels are not built")
+def needs_kernel(test):  # the kept outputs come from the one-call decode step (off: skipped, see tests/conftest.py)
+    return pytest.mark.kernels(pytest.mark.skipif(not kernels.compiled(), reason="no C compiler: the decode kernels "
+                                                                               "are not built")(test))
 # every test runs on one torch thread (conftest), where the sampler runs its one-call decode step
 
 
@@ -54,7 +56,7 @@ def test_kept_outputs_give_the_recomputed_logprobs_and_gradients(compact_fractio
 def test_nothing_is_kept_off_the_one_call_step(monkeypatch):
     model = random_model(None, seed=3, vocab_size=13, n_layer=2, n_embd=32, n_head=4, n_positions=64).eval()
     assert _rollout(model, False).activations is None
-    monkeypatch.setattr(decode_kernel, "STEP", False)  # per-op decode steps: nothing to keep
+    monkeypatch.setitem(kernels.FORCED, "decode_step", False)  # per-op decode steps: nothing to keep
     assert _rollout(model, True).activations is None
 
 

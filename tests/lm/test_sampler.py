@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tinyreason.lm import decode_kernel, onednn
+from tinyreason import kernels
 from tinyreason.lm.model import random_model, train_char_tokenizer
 from tinyreason.lm.sampler import _GPT2, decode_completions, sample, stop_token_ids
 
@@ -118,25 +118,26 @@ def test_bf16_sampler_close_to_fp32(tiny):
     assert torch.allclose(roll.logprobs, ref, atol=0.1)
 
 
+@pytest.mark.kernels
 def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
     """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler packs fp32 copies of the bf16
-    weights and emulates bf16 (`onednn.emulate_bf16`), with the values of dense bf16 weights."""
-    from tinyreason.lm import onednn, sampler
+    weights and emulates bf16 (`kernels.emulate_bf16`), with the values of dense bf16 weights."""
+    from tinyreason.lm import sampler
 
-    monkeypatch.setattr(onednn, "_BF16", False)
-    monkeypatch.setattr(decode_kernel, "LINEAR", False)  # oneDNN's linears (the C ones: test_decode_kernel)
+    monkeypatch.setitem(kernels.FORCED, "emulate_bf16", True)
+    monkeypatch.setitem(kernels.FORCED, "decode_linear", False)  # oneDNN's linears (the C ones: tests/kernels/test_cext.py)
     model, tok = tiny
     rolls = []
     for emulate in (True, False):
         monkeypatch.setattr(sampler, "_CASTS", type(sampler._CASTS)())  # no view packed under another setting
         if not emulate:  # reference: dense bf16 weights through F.linear
-            monkeypatch.setattr(onednn, "pack", lambda w, rows: w)
+            monkeypatch.setattr(kernels, "dnn_pack", lambda w, rows: w)
         rolls.append(sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id,
                             dtype=torch.bfloat16))
         if emulate:
             net = _GPT2.for_model(model, torch.bfloat16, 2)
-            assert net.head.dtype == net.layers[0]["qkv"][0].dtype == torch.float32  # fp32 copies of bf16 values
-            assert net.head.is_mkldnn == (onednn._REORDER is not None)
+            assert net.head.dtype == net.layers[0].qkv[0].dtype == torch.float32  # fp32 copies of bf16 values
+            assert net.head.is_mkldnn == kernels.choose.onednn_pack(torch.zeros(1))
             w_shape = model.transformer.h[0].attn.c_attn.weight.t().shape  # (3C, C): no other tensor has it
             assert not any(c.shape == w_shape for c in net._copies)  # no bf16 copy beside the fp32 one
     emulated, dense = rolls
@@ -158,12 +159,14 @@ def test_prompt_too_long_is_a_user_error(tiny):
 def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, path, monkeypatch):
     model, tok = tiny
     c_linear = path != "onednn"
-    if c_linear and not decode_kernel.available():
+    if c_linear and not kernels.compiled():
         pytest.skip("no C compiler: the decode kernels are not built here")
-    if path == "step" and dtype != torch.float32 and (not decode_kernel.bf16_native() or onednn.emulate_bf16()):
+    if c_linear and kernels.mode() == "off":
+        pytest.skip("TINYREASON_KERNELS=off: the fast kernels are switched off (make test-plain)")
+    if path == "step" and dtype != torch.float32 and (not kernels.bf16_native() or kernels.emulate_bf16()):
         pytest.skip("the one-call decode step in bf16 needs the C kernels' AVX512-BF16 panels")
-    monkeypatch.setattr(decode_kernel, "LINEAR", c_linear)  # oneDNN's packing or the C linears' panels
-    monkeypatch.setattr(decode_kernel, "STEP", path == "step")  # ... per op, or in one call per token
+    monkeypatch.setitem(kernels.FORCED, "decode_linear", c_linear)  # oneDNN's packing or the C linears' panels
+    monkeypatch.setitem(kernels.FORCED, "decode_step", path == "step")  # ... per op, or in one call per token
     ids = [tok("P: rnbq").input_ids]
     a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
     before = [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tinyreason.chess.data import split_text
+from tinyreason.chess import sft as chess_sft
 from tinyreason.lm import sft
 from tinyreason.lm.model import load_model, train_char_tokenizer
 from tinyreason.lm.state import latest_checkpoint
@@ -41,7 +42,7 @@ def test_cpu_contention_lowers_threads_mid_run_and_restores_them(rook_data, tmp_
     args = [f"train_data=[{rook_data}]", "train_split=null", "char_tokenizer=true", "arch.n_layer=1", "arch.n_embd=16",
             "arch.n_head=2", "seq_len=64", "batch_size=2", "max_steps=4", "eval_every=0", "save_every=0",
             f"run_dir={tmp_path / 'run'}", "device=cpu"]
-    assert sft.main(args) == 0
+    assert chess_sft.main(args) == 0
     recs = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
     assert [r.get("contention/threads") for r in recs] == [None, 1, None, None]  # two contended steps, then down
     assert torch.get_num_threads() == 2  # restored when the run ends
@@ -56,7 +57,7 @@ def test_sft_overfits_and_resumes(rook_data, tmp_path):
             "arch.n_layer=2", "arch.n_embd=64", "arch.n_head=4", "arch.n_positions=256", "packing=false", "seq_len=256",
             "batch_size=2", "grad_accum=1", "lr=1e-2", "warmup_steps=3", "max_steps=40", "eval_every=20", "save_every=20",
             "weight_decay=0.0", f"run_dir={tmp_path / 'run'}", "device=cpu"]
-    assert sft.main(args) == 0
+    assert chess_sft.main(args) == 0
     recs = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
     assert recs[0]["loss"] > 2.5 and recs[-1]["loss"] < 0.5 and recs[-1]["eval_loss"] < 0.5
     model, tok = load_model(latest_checkpoint(tmp_path / "run"), device="cpu")
@@ -70,7 +71,7 @@ def test_sft_overfits_and_resumes(rook_data, tmp_path):
 
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "step_0000040")
     (tmp_path / "run" / "checkpoints" / "latest.json").unlink()
-    assert sft.main(args + ["resume=true"]) == 0
+    assert chess_sft.main(args + ["resume=true"]) == 0
     again = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
     assert [r["loss"] for r in again] == [r["loss"] for r in recs]
     model2, _ = load_model(latest_checkpoint(tmp_path / "run"), device="cpu")
@@ -91,14 +92,14 @@ def test_a_used_run_folder_is_refused_and_overwrite_starts_over(rook_data, tmp_p
     from tinyreason.cli import main as cli
 
     run = tmp_path / "R"
-    assert sft.main(_tiny_args(rook_data, run)) == 0
+    assert chess_sft.main(_tiny_args(rook_data, run)) == 0
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
     capsys.readouterr()
     assert cli(["chess", "sft", *_tiny_args(rook_data, run, max_steps=2)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--resume" in err and "--overwrite" in err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
-    assert sft.main(_tiny_args(rook_data, run, max_steps=2) + ["--overwrite"]) == 0
+    assert chess_sft.main(_tiny_args(rook_data, run, max_steps=2) + ["--overwrite"]) == 0
     assert latest_checkpoint(run).name == "step_0000002"
     assert [r["step"] for r in read_metrics(run)] == [1, 2]
 
@@ -135,7 +136,7 @@ def test_kill_during_a_save_a_second_process_and_resume(rook_data, tmp_path, cap
     if not any(p.name.startswith(".") and p.name != ".lock" for p in ckpts.iterdir()):
         (ckpts / ".step_9999999.abcdefgh").mkdir()  # the kill missed the save window: leave what it would have left
     resumed_from = json.loads((ckpts / "latest.json").read_text())["step"]
-    assert sft.main(_tiny_args(rook_data, run, max_steps=resumed_from + 2, save_every=1) + ["--resume"]) == 0
+    assert chess_sft.main(_tiny_args(rook_data, run, max_steps=resumed_from + 2, save_every=1) + ["--resume"]) == 0
     steps = [r["step"] for r in read_metrics(run)]
     assert steps == list(range(1, resumed_from + 3))
     assert not [p for p in ckpts.iterdir() if p.name.startswith(".")] and not (run / ".lock").exists()

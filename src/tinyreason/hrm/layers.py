@@ -4,8 +4,8 @@ Weights are stored in fp32 and cast to the forward dtype at use ("casted" layers
 are weightless RMSNorm computed in fp32, attention is non-causal. Departure from the
 reference: attention runs through `torch.nn.functional.scaled_dot_product_attention`
 instead of flash-attn, so the same code runs on CPU and GPU; on CPUs without a bf16 GEMM
-(AVX2-only) bf16 linears run as fp32 GEMMs on the bf16 values (a bf16 GEMM's values; sudoku
-eval 4.9x faster there; `tinyreason.device.slow_bf16`).
+(AVX2-only) bf16 linears run as fp32 GEMMs on the bf16 values (a bf16 GEMM's values, at fp32
+speed; `tinyreason.device.slow_bf16`, docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ rewards differ in scale) does not read as one zig-zagging line; training series 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,9 +46,6 @@ def plot_curves(run_dir: str | Path, keys: list[str], out_name: str = "curves.pn
     atomic_write(out, lambda p: fig.savefig(p, dpi=80, format="png"))
     plt.close(fig)
     return out
-
-
-TASKS = ("policy", "env")
 
 
 @dataclass
@@ -91,10 +89,15 @@ def _names(records: list[dict], prefix: str) -> list[str]:
     return list(seen)
 
 
-def grpo_panels(records: list[dict]) -> list[Panel]:
+def grpo_panels(records: list[dict], task_names: Sequence[str] | None = None) -> list[Panel]:
     """The GRPO curves as data: per-task mean reward (one line per task), each task's reward
-    functions, KL, entropy, completion length, then each task's greedy eval rates."""
-    tasks = [t for t in TASKS if points(records, f"reward/{t}/mean")[0]]
+    functions, KL, entropy, completion length, then each task's greedy eval rates
+    (`eval/<task>_<rate>`). `task_names`: the run's tasks in order; default those with a
+    `reward/<task>/mean` series, in order of first appearance."""
+    if task_names is None:
+        task_names = list(dict.fromkeys(n[: -len("/mean")] for n in _names(records, "reward/")
+                                        if n.count("/") == 1 and n.endswith("/mean")))
+    tasks = [t for t in task_names if points(records, f"reward/{t}/mean")[0]]
     panels = [Panel("reward by task (mean)", [(t, *points(records, f"reward/{t}/mean")) for t in tasks])
               if tasks else Panel("reward (mean)", [("all", *points(records, "reward_mean"))])]
     for t in tasks:
@@ -102,7 +105,7 @@ def grpo_panels(records: list[dict]) -> list[Panel]:
         panels.append(Panel(f"{t} reward functions (mean)", [(n, *points(records, f"reward/{t}/{n}")) for n in fns]))
     for key, title in (("kl", "KL to the reference"), ("entropy", "entropy"), ("completion_len_mean", "completion length (mean)")):
         panels.append(Panel(title, [(key, *points(records, key))]))
-    for t in TASKS:
+    for t in task_names:
         rates = [n for n in _names(records, f"eval/{t}_") if "/" not in n]
         panels.append(Panel(f"eval {t} (greedy)", [(n, *points(records, f"eval/{t}_{n}")) for n in rates], smooth=False))
     for panel in panels:
@@ -110,14 +113,15 @@ def grpo_panels(records: list[dict]) -> list[Panel]:
     return [p for p in panels if p.lines]
 
 
-def plot_grpo_curves(run_dir: str | Path, out_name: str = "curves.png", title: str = "") -> Path | None:
+def plot_grpo_curves(run_dir: str | Path, out_name: str = "curves.png", title: str = "",
+                     task_names: Sequence[str] | None = None) -> Path | None:
     """`grpo_panels` of the run's metrics as a PNG (3 panels a row); returns its path (None: nothing logged)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = grpo_panels(read_metrics(run_dir))
+    panels = grpo_panels(read_metrics(run_dir), task_names)
     if not panels:
         return None
     cols = min(3, len(panels))

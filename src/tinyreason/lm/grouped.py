@@ -7,12 +7,13 @@ network once; the G completion rows attend to its keys/values (repeated per row)
 gradients from all G rows flow back into the one prompt pass. The math is GPT-2's
 (`GPT2LMHeadModel` modules, weights and autocast as they are); only the batching differs,
 so results equal a full forward of the concatenated sequences up to float rounding
-(tested). All tokens go through each linear layer as one flat matrix; in fp32 on CPU the
-linears, LM head included, run forward and backward on oneDNN (`tinyreason.lm.onednn`), and
-bf16 is emulated by fp32 GEMMs on CPUs without a bf16 GEMM (same values, `onednn.Bf16Linear`).
-The completion rows' attention is one C call per layer on CPU (`group_attention`: no repeated
-prompt keys, no masked scores computed; fp32, on bf16 q/k/v widened under autocast), else SDPA
-over the repeated prompt K/V.
+(tested). The blocks are the one GPT-2 forward (`tinyreason.lm.gpt2.blocks`); this module
+supplies its batching and attention. All tokens go through each linear layer as one flat
+matrix (`gpt2.linear_grad`: on CPU oneDNN, or bf16 emulated by fp32 GEMMs where the CPU has no
+bf16 GEMM, as `tinyreason.kernels.choose` decides). The completion rows' attention is one C call
+per layer on CPU where `kernels.choose.group_attention` (no repeated prompt keys, no masked
+scores computed; fp32, on bf16 q/k/v widened under autocast), else SDPA over the repeated
+prompt K/V.
 Log-probs come from `tinyreason.lm.token_logprobs` (row chunks, no full float32 logits),
 and the tied embedding's gradient is added sparsely into the LM head's.
 
@@ -20,7 +21,7 @@ Departures from the Hugging Face forward: dropout is never applied (GRPO trains 
 dropout off, as TRL's `disable_dropout=True`); training-mode models with dropout > 0 are
 refused rather than silently changed. Under bf16 autocast attention keeps its scores and
 softmax in fp32 (SDPA's flash kernel, HF's default, or the C kernel), where HF's eager
-attention rounds the scores to bf16 (see `gpt2_ops.attention`).
+attention rounds the scores to bf16 (see `gpt2.attention`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import group_attention, onednn
-from tinyreason.lm.gpt2_ops import attention, attn_scale, heads, mlp_act
+from tinyreason import kernels
+from tinyreason.lm import gpt2
 from tinyreason.lm.grpo import logprobs_from_logits
 from tinyreason.lm.replay import Activations, kept_attention, kept_linear
 from tinyreason.lm.shared_prefix import prompt_starts
+
 
 def grouped_logprobs(
     model,
@@ -80,7 +82,7 @@ def grouped_logprobs(
     pos = torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)])  # (B*P + N*T',)
     # tied LM head (GPT-2): the embedding's gradient is sparse, so no second zero-filled (V, C)
     # tensor is made for it; autograd sums it with the head's dense gradient (one (V, C) add, not in
-    # place: 0.1-0.15 s of a 124M update on one Zen 3 core)
+    # place)
     tied = model.lm_head.weight is tr.wte.weight
     x = F.embedding(ids, tr.wte.weight, sparse=tied) + tr.wpe(pos)  # (B*P + N*T', C)
 
@@ -89,7 +91,7 @@ def grouped_logprobs(
     pm = prompt_mask.bool()
     mask_p = (pm[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | (ar_p[None, :] == ar_p[:, None])  # (B, 1, P, P)
     # completion rows: their prompt's real tokens, then causal over the completion; in C where it applies
-    starts = prompt_starts(prompt_mask) if t and group_attention.applies(x, nh) else None  # (B,) or None
+    starts = prompt_starts(prompt_mask) if t and kernels.choose.group_attention(x, nh) else None  # (B,) or None
     if starts is None:
         mask_c = torch.cat([pm.repeat_interleave(g, 0)[:, None, None, :].expand(n, 1, t, p),
                             (ar_t[None, :] <= ar_t[:, None]).expand(n, 1, t, t)], dim=-1)  # (N, 1, T', P+T')
@@ -97,39 +99,38 @@ def grouped_logprobs(
             bias_c = torch.zeros(mask_c.shape, dtype=x.dtype, device=dev).masked_fill_(~mask_c, float("-inf"))
     bp = b * p  # prompt rows first: computed; the completion rows' outputs may be kept ones
 
-    def lin(conv, x, i: int, j: int):  # the linear of block i whose output is kept at Activations index j
-        return kept_linear(x, conv.weight.t(), conv.bias, None if kept is None else kept.layers[i][j], bp)
-
-    for i, blk in enumerate(tr.h):
-        scale = attn_scale(cfg, i)
-        qkv = lin(blk.attn.c_attn, blk.ln_1(x), i, Activations.QKV)  # (B*P + N*T', 3C)
+    def attend(i, qkv, scale):  # qkv (B*P + N*T', 3C) -> (B*P + N*T', C)
         q, k, v = qkv.split(c, dim=-1)
-        qp, kp, vp = (heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
-        ap = attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
+        qp, kp, vp = (gpt2.heads(z[: b * p].view(b, p, c), nh) for z in (q, k, v))  # (B, H, P, D)
+        ap = gpt2.attention(qp, kp, vp, mask_p, scale)  # (B, H, P, D)
         att = None if kept is None else (kept.layers[i][Activations.ATT], kept.layers[i][Activations.LSE])
         if starts is not None:  # the rollout's attention output where kept; the C backward either way
-            ac = group_attention.completion_attention(qkv.float(), starts, bp, p, g, t, nh, scale, att)  # (N*T', C)
+            ac = kernels.completion_attention(qkv.float(), starts, bp, p, g, t, nh, scale, att)  # (N*T', C)
             ac = ac.to(ap.dtype)  # bf16 under autocast, as SDPA's output
         else:
-            qc, kc, vc = (heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
+            qc, kc, vc = (gpt2.heads(z[b * p:].view(n, t, c), nh) for z in (q, k, v))  # (N, H, T', D)
             k_all = torch.cat([kp.repeat_interleave(g, 0), kc], dim=2)  # (N, H, P+T', D)
             v_all = torch.cat([vp.repeat_interleave(g, 0), vc], dim=2)  # (N, H, P+T', D)
             if kept is None:
-                ac = attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
+                ac = gpt2.attention(qc, k_all, v_all, mask_c, scale)  # (N, H, T', D)
             else:  # the rollout's attention output; SDPA's backward
                 ac = kept_attention(qc, k_all, v_all, bias_c, scale, att[0][:, :t], att[1][:, :t])
             ac = ac.transpose(1, 2).reshape(n * t, c)  # (N*T', C)
-        a = torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac])  # (B*P + N*T', C)
-        x = x + lin(blk.attn.c_proj, a, i, Activations.PROJ)
-        h = lin(blk.mlp.c_fc, blk.ln_2(x), i, Activations.FC)
-        x = x + lin(blk.mlp.c_proj, mlp_act(cfg, blk)(h), i, Activations.OUT)
+        return torch.cat([ap.transpose(1, 2).reshape(b * p, c), ac])  # (B*P + N*T', C)
+
+    def lin(x, wb, i: int, name: str):  # the linear of block i whose output is kept under `name`
+        return kept_linear(x, *wb, None if kept is None else kept.layers[i][Activations.INDEX[name]], bp)
+
+    act = gpt2.mlp_act(cfg, tr.h[0])
+    x = gpt2.blocks(x, gpt2.model_layers(model), cfg.layer_norm_epsilon, attend, lin,
+                    lambda h, wb, i: act(lin(h, wb, i, "fc")))
 
     # position P-1 of each prompt predicts completion token 0; completion position j predicts token j+1.
     # Rows: the N prompt ends first, then the N*T' completion positions (the layout of kept logits)
     last_p = x[:bp].view(b, p, c)[:, -1].repeat_interleave(g, 0)  # (N, C)
     h = tr.ln_f(torch.cat([last_p, x[bp:]]))  # (N + N*T', C)
     if kept is None:
-        logits = onednn.linear_grad(h, model.lm_head.weight, model.lm_head.bias, head=True)  # (N + N*T', V)
+        logits = gpt2.linear_grad(h, model.lm_head.weight, model.lm_head.bias, head=True)  # (N + N*T', V)
     else:
         logits = kept_linear(h, model.lm_head.weight, model.lm_head.bias, kept.logits, n)
     order = torch.cat([targets[:, 0], targets[:, 1:].reshape(-1)])  # (N + N*T',) targets in that row order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,8 +12,12 @@ from tinyreason.runlog import RunDir
 
 
 def step_metrics(gathered: list[dict], step: int, lr: float, grad_norm: float, times: dict[str, float],
-                 n_params: int, n_head: int, peak: float, device, beta: float, num_iterations: int) -> dict:
+                 n_params: int, n_head: int, peak: float, device, beta: float, num_iterations: int,
+                 task_names: Sequence[str]) -> dict:
     """One metrics.jsonl record from every rank's `local` dict (see grpo_train) and the step's times.
+
+    Per task (in `task_names` order) the reward's mean and std and each reward function's;
+    a function's None values (does not apply) are left out of its mean.
 
     FLOPs count the real tokens actually run: each prompt once per group (the sampler
     prefills it once, the update and reference pass compute it once) and without the LM
@@ -61,14 +66,16 @@ def step_metrics(gathered: list[dict], step: int, lr: float, grad_norm: float, t
         "mfu_update": mfu.mfu(train_flops, t_upd * world, peak),
         "mfu": mfu.mfu(rollout_flops + ref_flops + train_flops, t_step * world, peak),
     }
-    for task in ("policy", "env"):
+    for task in task_names:
         idx = [i for i, x in enumerate(tasks) if x == task]
         if not idx:
             continue
         rec[f"reward/{task}/mean"] = float(rewards[idx].mean())
         rec[f"reward/{task}/std"] = _std(rewards[idx])
         for name in parts[idx[0]]:
-            vals = np.array([parts[i][name] for i in idx], dtype=np.float64)
+            vals = np.array([parts[i][name] for i in idx if parts[i][name] is not None], dtype=np.float64)
+            if not len(vals):
+                continue
             rec[f"reward/{task}/{name}"] = float(vals.mean())
             rec[f"reward/{task}/{name}/std"] = _std(vals)
     return rec

@@ -1,8 +1,8 @@
-"""`tinyreason chess grpo`: GRPO fine-tuning of a GPT-2 RookWorld model with verifiable rewards.
+"""GRPO fine-tuning of a GPT-2 LM on verifiable tasks (`tinyreason chess grpo`: tinyreason.chess.grpo).
 
-One step, top to bottom: draw prompts (policy:env mix) -> sample G completions each ->
-score them (tinyreason.chess.rewards.score against the dataset reference) -> group
-advantages -> reference log-probs (only when beta > 0) -> num_iterations optimizer
+One step, top to bottom: draw prompts (the tasks' mix, `task_ratio`) -> sample G completions
+each -> score them (each task's reward functions against the example's reference;
+`tinyreason.lm.tasks`) -> group advantages -> reference log-probs (only when beta > 0) -> num_iterations optimizer
 updates -> metrics, samples, eval, checkpoint, safety checks.
 
 Departures from TRL's GRPOTrainer, none of which changes the loss: dropout is always off
@@ -20,7 +20,7 @@ groups and computes their advantages ("batch" scaling uses the std over all rank
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -30,24 +30,22 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from tinyreason import dist
-from tinyreason.chess.data import load_samples
-from tinyreason.config import StrictModel, parse_command
+from tinyreason import dist, kernels
+from tinyreason.config import StrictModel
 from tinyreason.contention import StepWatchdog
-from tinyreason.device import EMULATED_BF16_NOTE, autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
+from tinyreason.device import EMULATED_BF16_NOTE, autocast, pick_device, pick_dtype, slow_bf16
 from tinyreason.fileio import atomic_write_json
 from tinyreason.lm import grpo, mfu
 from tinyreason.lm.curves import plot_grpo_curves
 from tinyreason.lm.grouped import grouped_logprobs
-from tinyreason.chess.engine import configure_shared_pool
-from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, reward_weights, score_rows
+from tinyreason.lm.grpo_data import TaskMixer, load_pools, parse_ratio, score_rows
 from tinyreason.lm.grpo_metrics import log_samples, step_metrics
 from tinyreason.lm.heldout import evaluate_heldout
 from tinyreason.lm.model import count_params, load_model
 from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.sampler import Rollout, decode_completions, sample, stop_token_ids
 from tinyreason.lm.state import latest_checkpoint, resume_training, save_training, truncate_jsonl
-from tinyreason.runguard import start_run
+from tinyreason.lm.tasks import Loader, Task, check_tasks, reward_weights
 from tinyreason.runlog import RunDir, console
 from tinyreason.telemetry import REPORT_TO_HELP, ReportTo
 
@@ -67,7 +65,7 @@ class SafetyConfig(StrictModel):
 
 
 class GRPOTrainConfig(StrictModel):
-    """GRPO fine-tuning of a GPT-2 RookWorld model on policy and environment prompts."""
+    """GRPO fine-tuning of a GPT-2 LM on verifiable tasks (RookWorld: policy and environment prompts)."""
 
     model: str = Field("jrahn/RookWorld-LM-124M", description="folder, Hub id or embedded:<name>")
     ref_model: str | None = Field(None, description="frozen KL reference (default: model); not loaded when beta=0")
@@ -77,7 +75,7 @@ class GRPOTrainConfig(StrictModel):
     eval_data: list[str] = Field(default_factory=list)
     eval_split: str | None = "test"
     eval_limit: int = 64
-    task_ratio: str = Field("1:1", description="policy:env prompt ratio, e.g. 3:1 or 1:0")
+    task_ratio: str = Field("1:1", description="prompt shares of the tasks in order (chess policy:env), e.g. 3:1 or 1:0")
     group_size: int = Field(8, ge=2)
     prompts_per_step: int = Field(4, ge=1, description="prompts (groups) per step per rank")
     micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward, rounded down to whole groups (at least one)")
@@ -102,7 +100,7 @@ class GRPOTrainConfig(StrictModel):
     zero_std_weight: float = Field(1.0, ge=0.0, description="loss weight of tied groups: 1 keep (TRL), 0 skip")
     entropy_coef: float = 0.0
     reward_weights: dict[str, dict[str, float]] = Field(default_factory=dict, description="per task, over the defaults")
-    stockfish: str | None = Field(None, description="Stockfish for live rewards when a reference lacks candidates (default: $STOCKFISH, PATH, /usr/games)")
+    stockfish: str | None = Field(None, description="chess: Stockfish for live rewards when a reference lacks candidates (default: $STOCKFISH, PATH, /usr/games)")
     engine_nodes: int = Field(20000, ge=1, description="node limit of live Stockfish rewards")
     engine_workers: int = Field(2, ge=1, description="Stockfish processes for live rewards (started on first use)")
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
@@ -123,6 +121,7 @@ class GRPOTrainConfig(StrictModel):
     resume: bool = Field(False, description="continue from the run folder's latest checkpoint")
     overwrite: bool = Field(False, description="empty a run folder that holds a run, then start fresh")
     report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
+    kernels: Literal["auto", "off"] | None = Field(None, description=kernels.HELP)
 
     @field_validator("task_ratio")
     @classmethod
@@ -131,16 +130,19 @@ class GRPOTrainConfig(StrictModel):
         return v
 
 
-def main(argv: list[str]) -> int:
-    cfg = parse_command(GRPOTrainConfig, argv, prog="tinyreason chess grpo")
-    with start_run(cfg.run_dir, cfg.resume, cfg.overwrite):
-        return train(cfg)
+def train(cfg: GRPOTrainConfig, tasks: dict[str, Task], load: Loader) -> int:
+    """Run GRPO on `tasks` (in `task_ratio` order), their examples read by `load` from
+    `train_data` and `eval_data`; returns the exit code (0, or 1 on a safety stop).
+    The kernels switch (`cfg.kernels`) and the loop's frozen gc hold for the run and are undone
+    when it ends, however it ends."""
+    with kernels.use(cfg.kernels), contextlib.ExitStack() as held:
+        return _train(cfg, tasks, load, held)
 
 
-def train(cfg: GRPOTrainConfig) -> int:
+def _train(cfg: GRPOTrainConfig, tasks: dict[str, Task], load: Loader, held: contextlib.ExitStack) -> int:
     device = pick_device(cfg.device)
     if device.type == "cpu":
-        keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
+        kernels.keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
     info = dist.init(device.type)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
@@ -157,11 +159,11 @@ def train(cfg: GRPOTrainConfig) -> int:
     if cfg.beta != 0.0:
         ref_model, _ = load_model(cfg.ref_model or cfg.model, str(device), "float32")
         ref_model.eval().requires_grad_(False)
-    pools = load_pools(cfg.train_data, cfg.train_split, cfg.train_limit)
+    pools = load_pools(load, tasks, cfg.train_data, cfg.train_split, cfg.train_limit)
     mixer = TaskMixer(pools, parse_ratio(cfg.task_ratio), cfg.seed)
-    heldout = [s for ref in cfg.eval_data for s in load_samples(ref, split=cfg.eval_split, limit=cfg.eval_limit)][: cfg.eval_limit]
-    weights = reward_weights(cfg.reward_weights)
-    configure_shared_pool(cfg.stockfish, size=cfg.engine_workers, nodes=cfg.engine_nodes)
+    heldout = [s for ref in cfg.eval_data for s in load(ref, cfg.eval_split, cfg.eval_limit)][: cfg.eval_limit]
+    check_tasks(tasks, heldout, "eval_data")
+    weights = reward_weights(tasks, cfg.reward_weights)
     stops = stop_token_ids(tok, cfg.sampling.stop_strings)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = adamw(params, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
@@ -178,15 +180,15 @@ def train(cfg: GRPOTrainConfig) -> int:
     run.write_config(cfg)
     run.report_to(cfg.report_to, cfg)
     if info.is_main:
-        console.print(f"GRPO: {n_params / 1e6:.1f}M params on {device} ({cfg.dtype}), {len(pools['policy'])} policy / "
-                      f"{len(pools['env'])} env prompts, {g} x {n_prompts} x {info.world_size} completions per step")
+        sizes = " / ".join(f"{len(pool)} {name}" for name, pool in pools.items())
+        console.print(f"GRPO: {n_params / 1e6:.1f}M params on {device} ({cfg.dtype}), {sizes} prompts, "
+                      f"{g} x {n_prompts} x {info.world_size} completions per step")
         if slow_bf16(device, amp):
             console.print(EMULATED_BF16_NOTE)
 
     # the objects made so far (modules, imports: ~400k) outlive the loop: out of the collector's sight
-    # (until unfreeze), the full collections that a small model's steps set off every ~10 steps take a
-    # few ms, not ~0.2 s
-    gc.freeze()
+    # until the run ends (`kernels.frozen_gc`, undone however it ends)
+    held.enter_context(kernels.frozen_gc())
     watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
     t_start, stop = time.perf_counter(), None
     step = start
@@ -200,7 +202,7 @@ def train(cfg: GRPOTrainConfig) -> int:
         t1 = time.perf_counter()
         # 2. rewards
         completions = decode_completions(tok, roll, cfg.sampling.stop_strings)
-        rewards_l, parts = score_rows(batch, completions, g, weights)
+        rewards_l, parts = score_rows(tasks, batch, completions, g, weights)
         rewards = torch.tensor(rewards_l, dtype=torch.float32, device=device)  # (N,)
         t2 = time.perf_counter()
         # 3. advantages, token weights, reference log-probs
@@ -228,7 +230,7 @@ def train(cfg: GRPOTrainConfig) -> int:
                  "sums": sums, "prompt_tokens": int(roll.prompt_mask[::g].sum())}
         times = {"rollout": t1 - t0, "reward": t2 - t1, "ref": t3 - t2, "update": t4 - t3, "step": t4 - t0}
         rec = step_metrics(dist.all_gather_objects(local), step, lr_now, grad_norm, times, n_params, n_head, peak,
-                           device, cfg.beta, cfg.num_iterations)
+                           device, cfg.beta, cfg.num_iterations, list(tasks))
         rec.update(watchdog.observe(times["step"]))
         kl_streak = kl_streak + 1 if cfg.beta != 0 and rec["kl"] > cfg.safety.kl_max else 0
         if stop is None and kl_streak >= cfg.safety.kl_patience:
@@ -244,7 +246,7 @@ def train(cfg: GRPOTrainConfig) -> int:
         # 6. eval, checkpoint, budget
         if heldout and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             if info.is_main:
-                ev = evaluate_heldout(model, tok, heldout, cfg.eval_max_new_tokens, cfg.micro_batch_size * 2, amp)
+                ev = evaluate_heldout(model, tok, tasks, heldout, cfg.eval_max_new_tokens, cfg.micro_batch_size * 2, amp)
                 run.log({"step": step, **{f"eval/{k}": v for k, v in ev.items()}})
             dist.barrier()
         out_of_time = cfg.time_budget_min is not None and time.perf_counter() - t_start > 60 * cfg.time_budget_min
@@ -256,12 +258,11 @@ def train(cfg: GRPOTrainConfig) -> int:
             stop = ("time_budget", f"{cfg.time_budget_min} min reached")
             break
 
-    gc.unfreeze()
     watchdog.close()
     if stop is not None:
         stop_run(run, stop[0], stop[1], step, last_ckpt or latest_checkpoint(run.path))
     if info.is_main:
-        plot_grpo_curves(run.path, title=f"GRPO {Path(cfg.run_dir).name}")
+        plot_grpo_curves(run.path, title=f"GRPO {Path(cfg.run_dir).name}", task_names=list(tasks))
     run.close()
     dist.cleanup()
     return 1 if stop is not None and stop[0] != "time_budget" else 0

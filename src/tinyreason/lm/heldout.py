@@ -1,8 +1,8 @@
-"""Greedy evaluation of a RookWorld LM on held-out samples (used by GRPO's periodic eval).
+"""Greedy evaluation of an LM on held-out examples (used by GRPO's periodic eval).
 
 Generation is the batched sampler at temperature 0, stopping at a newline or EOS;
-scoring is `tinyreason.chess.eval_metrics` (policy: legal-move rate and best-move
-accuracy against the reference's top eval; env: exact FEN against the arbiter).
+scoring is each task's own `metrics` (`tinyreason.lm.tasks.Task`; chess: policy legal-move
+rate and best-move accuracy against the reference's top eval, env exact FEN against the arbiter).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from tinyreason.chess import eval_metrics
-from tinyreason.chess.data import Sample
 from tinyreason.lm.sampler import decode_completions, sample, stop_token_ids
+from tinyreason.lm.tasks import ExampleLike, Task
 
 STOP_STRINGS = ("\n",)
 
@@ -39,25 +38,19 @@ def greedy_completions(
     return out
 
 
-def evaluate_samples(samples: Sequence[Sample], completions: Sequence[str]) -> dict[str, float | int | None]:
-    """Held-out metrics of generated completions: policy_legal_rate, policy_best_move_accuracy,
-    env_fen_exact_rate (None for a task without samples) and the sample counts."""
-    pol = [eval_metrics.score_policy(s.prompt, s.completion, c) for s, c in zip(samples, completions) if s.task == "policy"]
-    env = [eval_metrics.score_env(s.prompt, c) for s, c in zip(samples, completions) if s.task == "env"]
-    ps = eval_metrics.summarize_policy(pol) if pol else {}
-    es = eval_metrics.summarize_env(env) if env else {}
-    return {
-        "n_policy": len(pol),
-        "n_env": len(env),
-        "policy_legal_rate": ps.get("legal_best_move_rate"),
-        "policy_best_move_accuracy": ps.get("best_move_accuracy"),
-        "policy_format_rate": ps.get("format_valid_rate"),
-        "env_fen_exact_rate": es.get("fen_exact_rate"),
-        "env_exact_rate": es.get("exact_rate"),
-    }
+def evaluate_samples(tasks: dict[str, Task], examples: Sequence[ExampleLike],
+                     completions: Sequence[str]) -> dict[str, float | int | None]:
+    """Held-out metrics of generated completions: each task's `metrics` on its own examples
+    (called for every task, also one without held-out examples), merged in task order."""
+    out: dict[str, float | int | None] = {}
+    for name, task in tasks.items():
+        idx = [i for i, e in enumerate(examples) if e.task == name]
+        out.update(task.metrics([examples[i] for i in idx], [completions[i] for i in idx]))
+    return out
 
 
-def evaluate_heldout(model, tokenizer, samples: Sequence[Sample], max_new_tokens: int = 128,
-                     batch_size: int = 32, dtype: torch.dtype = torch.float32) -> dict[str, float | int | None]:
-    completions = greedy_completions(model, tokenizer, [s.prompt for s in samples], max_new_tokens, batch_size, dtype)
-    return evaluate_samples(samples, completions)
+def evaluate_heldout(model, tokenizer, tasks: dict[str, Task], examples: Sequence[ExampleLike],
+                     max_new_tokens: int = 128, batch_size: int = 32,
+                     dtype: torch.dtype = torch.float32) -> dict[str, float | int | None]:
+    completions = greedy_completions(model, tokenizer, [e.prompt for e in examples], max_new_tokens, batch_size, dtype)
+    return evaluate_samples(tasks, examples, completions)

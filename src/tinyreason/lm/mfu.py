@@ -4,7 +4,7 @@ FLOPs per token: 6·N for a training forward+backward, 2·N for inference (N = p
 that do matmul work per token, `model.count_params`); attention-score FLOPs are left out,
 as in the usual 6N estimate. The CPU peak is the fastest single repetition of square
 matmuls (256 to 2048) in the given dtype, by torch's own matmul or, in fp32, by the oneDNN
-GEMM the trainers run (`tinyreason.lm.onednn`; 1.0-2x MKL's sgemm on the development CPUs).
+GEMM the trainers run (`tinyreason.kernels`, oneDNN where it serves fp32 linears).
 The fastest repetition, so other load on the machine does not lower it; measured once per
 (CPU, threads, ATen/oneDNN instruction caps, dtype) and cached in
 ~/.cache/tinyreason/peak_flops.json; delete that file to measure again. A model's matmuls can
@@ -55,21 +55,21 @@ def _device_name(device: torch.device) -> str:
 
 def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds_per_size: float = 0.25) -> float:
     """Best FLOP/s of one square matmul (256 to 2048) in `dtype` on `device`, over torch.mm and,
-    where the trainers use it (fp32 on CPU), oneDNN's GEMM (`onednn.linear`).
+    where the trainers use it (fp32 on CPU), oneDNN's GEMM (`kernels.dnn_linear`).
 
     The fastest single repetition counts, not the mean: on a shared machine other work only
     ever slows a repetition down. Small sizes matter there: a 512 matmul (a few ms) often
     runs between two preemptions, a 2048 one (a second on one core) never does, and on
     this CPU both reach the same speed when the machine is idle. Draws from its own generator:
     a run that measures (first on a machine) samples exactly as one that reads the cache."""
-    from tinyreason.lm import onednn
+    from tinyreason import kernels
 
     best = 0.0
     gen = torch.Generator(device=device).manual_seed(0)
     for n in (256, 512, 1024, 2048):
         a = torch.randn(n, n, device=device, generator=gen).to(dtype)
         b = torch.randn(n, n, device=device, generator=gen).to(dtype)
-        for mm in (torch.mm, onednn.linear) if onednn.usable(b) else (torch.mm,):
+        for mm in (torch.mm, kernels.dnn_linear) if kernels.choose.onednn_fp32(b) else (torch.mm,):
             mm(a, b)  # warm-up
             reps, t_end = 0, time.perf_counter() + seconds_per_size
             while reps < 3 or time.perf_counter() < t_end:

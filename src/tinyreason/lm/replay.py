@@ -4,7 +4,7 @@ GRPO's first update iteration runs the policy over the tokens the sampler has ju
 with the weights the sampler used. Its forward pass recomputes, up to float rounding, every
 linear output the decode steps already computed, token by token: a third of the update's
 GEMM FLOPs (forward 2N, backward 4N per token). With `sample(..., keep_activations=True)` the
-one-call fp32 decode step (`decode_kernel.Step`, CPU) writes each token's linear outputs -
+one-call fp32 decode step (`kernels.Step`, CPU) writes each token's linear outputs -
 c_attn, attention c_proj, c_fc before its activation, MLP c_proj, and the LM head's logits -
 into an `Activations`, and `grouped.grouped_logprobs(..., kept=...)` takes them in place of
 the completion rows' forward GEMMs (`KeptLinear`). Everything else of the forward runs as
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from tinyreason.lm import onednn
+from tinyreason import kernels
+from tinyreason.kernels import STEP_STORES
 
 
 class Activations:
@@ -33,7 +34,8 @@ class Activations:
     (N, Tk, V) logits. Position j holds what completion token j produced (Tk = max_new_tokens - 1:
     the last token is never fed). fp32."""
 
-    QKV, ATT, LSE, PROJ, FC, OUT = range(6)
+    INDEX = {name: j for j, name in enumerate(STEP_STORES)}  # a layer's stores in `decode_step.c`'s order
+    QKV, ATT, LSE, PROJ, FC, OUT = map(INDEX.__getitem__, ("qkv", "att", "lse", "proj", "fc", "out"))
 
     def __init__(self, layers: list[tuple[torch.Tensor, ...]], logits: torch.Tensor):
         self.layers, self.logits = layers, logits
@@ -41,7 +43,8 @@ class Activations:
     @staticmethod
     def empty(n: int, tk: int, c: int, h: int, f: int, v: int, n_layer: int) -> "Activations":
         with torch.inference_mode(False):  # ordinary tensors even inside the sampler: autograd saves some
-            layers = [tuple(torch.empty(n, tk, w) for w in (3 * c, c, h, c, f, c)) for _ in range(n_layer)]
+            width = {"qkv": 3 * c, "att": c, "lse": h, "proj": c, "fc": f, "out": c}
+            layers = [tuple(torch.empty(n, tk, width[k]) for k in STEP_STORES) for _ in range(n_layer)]
             return Activations(layers, torch.empty(n, tk, v))
 
     @property
@@ -49,7 +52,7 @@ class Activations:
         return self.logits.shape[1]
 
     def stores(self) -> list[torch.Tensor]:
-        """The stores in `decode_step.c`'s order: 6 per layer, then the logits."""
+        """The stores in `decode_step.c`'s order (`kernels.STEP_STORES` per layer), then the logits."""
         return [z for layer in self.layers for z in layer] + [self.logits]
 
     def clear_unwritten(self, lengths: torch.Tensor) -> None:
@@ -71,15 +74,15 @@ def kept_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kept: 
                 m0: int = 0) -> torch.Tensor:
     """x (M, in) @ w.T + b for w (out, in) (any strides). With `kept` (n, >= T, out): rows m0 and
     after, n x T of them, are taken from kept[:, :T] and only rows [0, m0) are computed; without
-    it, `onednn.linear_grad` of all rows."""
+    it, `kernels.linear_grad` of all rows."""
     if kept is None:
-        return onednn.linear_grad(x, w, b)
+        return kernels.linear_grad(x, w, b)
     return KeptLinear.apply(x, w, b, kept, m0)
 
 
 class KeptLinear(torch.autograd.Function):
     """y = x @ w.T + b whose rows from m0 on are given (the rollout's outputs for those tokens) and
-    rows before it computed; backward as `onednn.Linear`'s (both GEMMs on its route). fp32."""
+    rows before it computed; backward as `kernels.linear_grad`'s fp32 route (`kernels.linear_backward`). fp32."""
 
     @staticmethod
     def forward(ctx, x, w, b, kept, m0: int):  # x (M, in), w (out, in), b (out,) or None, kept (n, >= T, out)
@@ -90,7 +93,7 @@ class KeptLinear(torch.autograd.Function):
         x = x.contiguous()
         y = x.new_empty(m, out)  # (M, out)
         if m0:
-            y[:m0] = onednn.gemm(x[:m0], w, b)  # (m0, out)
+            y[:m0] = kernels.gemm(x[:m0], w, b)  # (m0, out)
         y[m0:].view(n, t, out).copy_(kept[:, :t])  # (n, T, out)
         ctx.save_for_backward(x, w)
         ctx.has_bias = b is not None
@@ -99,7 +102,7 @@ class KeptLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):  # gy (M, out)
         x, w = ctx.saved_tensors
-        gx, gw, gb = onednn.linear_backward(gy, x, w, ctx.needs_input_grad[:3], ctx.has_bias)
+        gx, gw, gb = kernels.linear_backward(gy, x, w, ctx.needs_input_grad[:3], ctx.has_bias)
         return gx, gw, gb, None, None
 
 
@@ -108,7 +111,8 @@ def kept_attention(q, k, v, bias: torch.Tensor, scale: float, out: torch.Tensor,
     additive (0 or -inf, q's dtype), given its result: out (N, T, H*D) and the softmaxes'
     log-sum-exps lse (N, T, H), as the rollout's decode steps computed them -> (N, H, T, D).
     Backward: the CPU flash-attention backward of `F.scaled_dot_product_attention` (PyTorch's own
-    kernel) on these. fp32 CPU."""
+    kernel) on these, where its probe passes, else autograd through the plain math
+    (`kernels.flash_attention_backward`). fp32 CPU."""
     n, h, t, d = q.shape
     return KeptAttention.apply(q, k, v, bias, scale, out.view(n, t, h, d).transpose(1, 2), lse.transpose(1, 2))
 
@@ -126,6 +130,5 @@ class KeptAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         q, k, v, bias, out, lse = ctx.saved_tensors
-        gq, gk, gv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-            g.contiguous(), q, k, v, out, lse, 0.0, False, attn_mask=bias, scale=ctx.scale)
+        gq, gk, gv = kernels.flash_attention_backward(g, q, k, v, out, lse, bias, ctx.scale)
         return gq, gk, gv, None, None, None, None

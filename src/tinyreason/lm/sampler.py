@@ -9,15 +9,13 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   directly (no per-step cache objects, mask builders or logits processors; GELU fused
   into the MLP's first GEMM on oneDNN; decode attention as batched matmuls, no SDPA mask
   per step),
-- on CPU runs its linears on oneDNN with the weights packed once per update in oneDNN's
-  blocked layout (fp32, or a bf16 copy refreshed in place for bf16; where oneDNN has no bf16
-  GEMM, fp32 copies of the bf16 values: bf16 emulated by fp32 GEMMs, `tinyreason.lm.onednn`);
-  at one torch thread on a C function instead (`decode_kernel.use_linear`; bf16 there where it
-  is emulated in fp32 or on bf16 panels with AVX512-BF16 dot products);
-  at one thread each decode token runs through the whole network in one C call on those
-  linears (`decode_kernel.Step`, `use_step`): fp32 on every CPU, bf16 where the C kernels have
-  AVX512-BF16 panels (bf16 weights; residual stream, norms and attention in fp32);
-  the plain-case draw (no top-k/top-p) is one C call on every CPU (`decode_kernel.sample_rows`),
+- runs the one GPT-2 forward (`tinyreason.lm.gpt2.blocks`) on its own view of the weights:
+  on CPU the linears packed once per update (oneDNN's blocked layout, or the C linears' panels;
+  fp32, or bf16 copies refreshed in place; where the CPU has no bf16 GEMM, fp32 copies of the
+  bf16 values: bf16 emulated), or each decode token through the whole network in one C call
+  (`kernels.Step`, the "decode step" op, this per-op path its reference); the plain-case draw
+  (no top-k/top-p) in one C call (`kernels.sample_rows`). Which of these runs is
+  `tinyreason.kernels.choose`'s decision (switch, device, dtype, threads, ISA, compiler),
 - drops finished rows from the batch (compacting the cache) as completions stop and
   returns only as many completion columns as the longest completion,
 - supports left-padded prompts of different lengths with exact position ids.
@@ -40,7 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from tinyreason.errors import UserError
-from tinyreason.lm import decode_kernel, onednn
+from tinyreason import kernels
+from tinyreason.lm import gpt2
 from tinyreason.lm.replay import Activations
 from tinyreason.lm.shared_prefix import SharedPrefix
 
@@ -93,7 +92,6 @@ def decode_completions(tokenizer, rollout: Rollout, stop_strings: Sequence[str] 
 
 
 _CASTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> ((dtype, versions), _GPT2)
-_TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")  # the same function, one fused kernel here
 
 
 class _GPT2:
@@ -102,13 +100,11 @@ class _GPT2:
     fp32 reads the model's own parameters (transposed views of the Conv1D weights); other
     dtypes (bf16) keep a copy of every weight in that dtype, refreshed in place (one strided
     copy, no allocation) when a parameter changed (an optimizer step bumps its version
-    counter). On CPU the linear weights, LM head included, are then packed in oneDNN's
-    blocked layout for the decode batch (`onednn.pack`; where oneDNN has no bf16 GEMM, fp32
-    copies of the bf16 values, bf16 emulated, and then no bf16 copy of the block weights is
-    kept beside them): decoding reads each weight once per token, and
-    packed weights make those small GEMMs 1.3-1.8x faster at GPT-2 124M shapes; re-packing
-    costs ~0.2 s per update there, paid back within ~20 decode steps. The C linears' panels
-    (`decode_kernel.Panels`) are re-packed in place into the previous view's buffers.
+    counter). On CPU the linear weights, LM head included, are then packed for the decode batch
+    (`kernels.dnn_pack`, oneDNN's blocked layout; or `kernels.Panels` for the C linears, re-packed
+    in place into the previous view's buffers; where the CPU has no bf16 GEMM, fp32 copies of the
+    bf16 values, bf16 emulated, and then no bf16 copy of the block weights is kept beside them):
+    decoding reads each weight once per token; re-packing is paid once per update.
     """
 
     def __init__(self, model, dtype: torch.dtype, rows: int, reuse: "_GPT2 | None" = None, c_linear: bool = False,
@@ -121,7 +117,7 @@ class _GPT2:
         olds = iter(reuse._copies) if reuse is not None else None
         old_panels = iter(reuse._panels) if reuse is not None and c_linear else None
         self._copies: list[torch.Tensor] = []
-        self._panels: list[decode_kernel.Panels] = []
+        self._panels: list[kernels.Panels] = []
 
         def own(t: torch.Tensor, transpose: bool = False) -> torch.Tensor:
             src = t.detach().t() if transpose else t.detach()
@@ -131,15 +127,15 @@ class _GPT2:
             self._copies.append(dst.copy_(src))
             return dst
 
-        emulated = dtype == torch.bfloat16 and tr.wte.weight.device.type == "cpu" and onednn.emulate_bf16()
-        native = dtype == torch.bfloat16 and not emulated and decode_kernel.bf16_native()  # bf16 panels
+        emulated = dtype == torch.bfloat16 and tr.wte.weight.device.type == "cpu" and kernels.emulate_bf16()
+        native = dtype == torch.bfloat16 and not emulated and kernels.bf16_native()  # bf16 panels
 
-        # C decode linears (`decode_kernel`, one thread) or oneDNN's packed layout
+        # C decode linears (`kernels.Panels`, one thread) or oneDNN's packed layout (or dense)
         def pack(w: torch.Tensor):
             if not c_linear:
-                return onednn.pack(w, rows)
+                return kernels.dnn_pack(w, rows)
             old = next(old_panels, None) if old_panels is not None else None
-            self._panels.append(decode_kernel.Panels(w, old, bf16=native and w.shape[1] % 2 == 0))
+            self._panels.append(kernels.Panels(w, old, bf16=native and w.shape[1] % 2 == 0))
             return self._panels[-1]
 
         def lin(conv) -> tuple[torch.Tensor, torch.Tensor]:  # Conv1D (in, out) -> packed (out, in), bias
@@ -155,40 +151,33 @@ class _GPT2:
         self.n_pos = cfg.n_positions
         self.d_model = cfg.n_embd
         act = cfg.activation_function  # GELU is fused into the MLP's first linear; others run after it
-        self.gelu = "tanh" if act in _TANH_GELUS else "none" if act == "gelu" else None
+        self.gelu = "tanh" if act in gpt2.TANH_GELUS else "none" if act == "gelu" else None
         self.act = tr.h[0].mlp.act
-        self.layers = []
-        for i, blk in enumerate(tr.h):
-            scale = (cfg.n_embd // cfg.n_head) ** -0.5 if cfg.scale_attn_weights else 1.0
-            if cfg.scale_attn_by_inverse_layer_idx:
-                scale /= float(i + 1)
-            self.layers.append(dict(
-                ln1=(own(blk.ln_1.weight), own(blk.ln_1.bias)), qkv=lin(blk.attn.c_attn), proj=lin(blk.attn.c_proj),
-                ln2=(own(blk.ln_2.weight), own(blk.ln_2.bias)), fc=lin(blk.mlp.c_fc), out=lin(blk.mlp.c_proj),
-                scale=scale,
-            ))
+        self.layers = [gpt2.Layer((own(blk.ln_1.weight), own(blk.ln_1.bias)), lin(blk.attn.c_attn),
+                                  lin(blk.attn.c_proj), (own(blk.ln_2.weight), own(blk.ln_2.bias)), lin(blk.mlp.c_fc),
+                                  lin(blk.mlp.c_proj), gpt2.attn_scale(cfg, i))
+                       for i, blk in enumerate(tr.h)]
         self.lnf = (own(tr.ln_f.weight), own(tr.ln_f.bias))
         self.dtype = dtype
-        self.step = None  # whole decode steps in one C call (`decode_kernel.Step`) where it applies
+        self.step = None  # whole decode steps in one C call (`kernels.Step`) where it applies
         bf16_step = native and all(q.bf16 for q in self._panels)  # bf16 panels, fp32 everything else
         if (step and c_linear and (views or bf16_step) and self.gelu is not None
                 and getattr(model.lm_head, "bias", None) is None):
             def f32(t):  # the step's own fp32 copies of bf16 position embeddings, norms and biases
-                return t if isinstance(t, decode_kernel.Panels) else t.float().contiguous()
+                return t if isinstance(t, kernels.Panels) else t.float().contiguous()
 
-            self.step = decode_kernel.Step(
+            self.step = kernels.Step(
                 self.wte, f32(self.wpe),
-                [tuple(f32(t) for t in (*ly["ln1"], *ly["qkv"], *ly["proj"], *ly["ln2"], *ly["fc"], *ly["out"]))
-                 for ly in self.layers],
-                [ly["scale"] for ly in self.layers], self.eps, self.gelu, tuple(map(f32, self.lnf)), self.head,
+                [tuple(f32(t) for t in (*ly.ln1, *ly.qkv, *ly.proj, *ly.ln2, *ly.fc, *ly.out)) for ly in self.layers],
+                [ly.scale for ly in self.layers], self.eps, self.gelu, tuple(map(f32, self.lnf)), self.head,
                 self.n_head)
 
     @staticmethod
     def linear(x: torch.Tensor, w, b: torch.Tensor | None = None, gelu: str | None = None) -> torch.Tensor:
-        """x (..., in) @ w.T + b -> (..., out), w packed by `decode_kernel.Panels` or `onednn.pack`."""
-        if isinstance(w, decode_kernel.Panels):
-            return decode_kernel.linear(x, w, b, gelu)
-        return onednn.linear(x, w, b, gelu)
+        """x (..., in) @ w.T + b -> (..., out), w packed by `kernels.Panels` or `kernels.dnn_pack`."""
+        if isinstance(w, kernels.Panels):
+            return kernels.panel_linear(x, w, b, gelu)
+        return kernels.dnn_linear(x, w, b, gelu)
 
     @staticmethod
     def for_model(model, dtype: torch.dtype, rows: int) -> "_GPT2":
@@ -198,8 +187,8 @@ class _GPT2:
         Writers that skip version counters (torch's fused AdamW) must bump them
         (`torch.autograd.graph.increment_version`, as `tinyreason.lm.optim.adamw` does)."""
         device = model.transformer.wte.weight.device
-        step = decode_kernel.use_step(device, dtype)
-        c_linear = step or decode_kernel.use_linear(device, dtype)
+        step = kernels.choose.decode_step(device, dtype)
+        c_linear = step or kernels.choose.decode_linear(device, dtype)
         key = (dtype, rows, (c_linear, step), tuple((p.data_ptr(), p._version) for p in model.parameters()))
         cached = _CASTS.get(model)
         if cached is None or cached[0] != key:
@@ -209,15 +198,15 @@ class _GPT2:
 
     def kv_dtype(self, device) -> torch.dtype:
         """The K/V caches' dtype: on CPU float32 even for bf16 weights (the small batched
-        attention matmuls are 2-3x faster in fp32 there)."""
+        attention matmuls are faster in fp32 there)."""
         return torch.float32 if torch.device(device).type == "cpu" else self.dtype
 
     def new_cache(self, n: int, length: int, device, kernel: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Zeroed K/V buffers (N, H, Tmax, D) per layer; `kernel`: the keys in the C decode
-        attention's layout instead, tiles of 16 transposed keys (`decode_kernel.key_tiles`)."""
+        attention's layout instead, tiles of 16 transposed keys (`kernels.key_tiles`)."""
         h, d = self.n_head, self.d_model // self.n_head
         kv_dtype = self.kv_dtype(device)
-        k_shape = (n, h, decode_kernel.key_slots(length) // 16, d, 16) if kernel else (n, h, length, d)
+        k_shape = (n, h, kernels.key_slots(length) // 16, d, 16) if kernel else (n, h, length, d)
         return [(torch.zeros(k_shape, dtype=kv_dtype, device=device),
                  torch.zeros((n, h, length, d), dtype=kv_dtype, device=device)) for _ in self.layers]
 
@@ -228,7 +217,7 @@ class _GPT2:
 
         Decoding (S = 1) attends over the whole buffer, slots not yet written masked out:
         a contiguous (N, H, Tmax, D) operand takes the fast batched-matmul path, a
-        [:start+1] slice of it does not (measured 1.5-2x slower overall).
+        [:start+1] slice of it does not (measured slower overall).
         With `prefix` (decode only), `cache` holds only the generated tokens' K/V and
         each row also attends to its group's one copy of the prompt K/V (`SharedPrefix`)."""
         n, s = ids.shape  # ids, pos: (N, S); key_ok: (N, Tmax) bool, False on padding and unwritten slots
@@ -252,28 +241,28 @@ class _GPT2:
             bias = torch.zeros(ok.shape, dtype=kv_dtype, device=ids.device).masked_fill_(~ok, float("-inf"))
             bias = bias[:, None, None, :]  # (N, 1, 1, Tmax)
         fused = s == 1 and prefix is not None and prefix.kernel  # decode attention in one C call
-        for i, (layer, (kc, vc)) in enumerate(zip(self.layers, cache)):
-            h = F.layer_norm(x, (c,), *layer["ln1"], self.eps)
-            qkv = self.linear(h, *layer["qkv"]).to(kv_dtype)  # (N, S, 3C)
+
+        def attend(i, qkv, scale):  # qkv (N, S, 3C) -> (N, S, C); writes the cache
+            kc, vc = cache[i]
+            qkv = qkv.to(kv_dtype)
             if fused:  # cache write and shared-prefix attention
-                a = prefix.attend_fused(i, qkv.view(n, 3 * c), kc, vc, start, layer["scale"]).view(n, s, c)
+                return prefix.attend_fused(i, qkv.view(n, 3 * c), kc, vc, start, scale).view(n, s, c).to(self.dtype)
+            q, k, v = (t.view(n, s, self.n_head, -1).transpose(1, 2) for t in qkv.split(c, dim=-1))  # (N, H, S, D)
+            kc[:, :, start:end] = k
+            vc[:, :, start:end] = v
+            if s > 1:
+                a = F.scaled_dot_product_attention(q, kc[:, :, :end], vc[:, :, :end], attn_mask=mask, scale=scale)
+            elif prefix is not None:
+                a = prefix.attend(i, q, kc[:, :, :end], vc[:, :, :end], scale)  # (N, H, 1, D)
             else:
-                q, k, v = (t.view(n, s, self.n_head, -1).transpose(1, 2) for t in qkv.split(c, dim=-1))  # (N, H, S, D)
-                kc[:, :, start:end] = k
-                vc[:, :, start:end] = v
-                if s > 1:
-                    a = F.scaled_dot_product_attention(q, kc[:, :, :end], vc[:, :, :end], attn_mask=mask,
-                                                       scale=layer["scale"])
-                elif prefix is not None:
-                    a = prefix.attend(i, q, kc[:, :, :end], vc[:, :, :end], layer["scale"])  # (N, H, 1, D)
-                else:
-                    att = torch.matmul(q, kc.transpose(-1, -2)) * layer["scale"] + bias  # (N, H, 1, Tmax)
-                    a = torch.matmul(torch.softmax(att, -1), vc)  # (N, H, 1, D)
-                a = a.transpose(1, 2).reshape(n, s, c)  # (N, S, C)
-            x = x + self.linear(a.to(self.dtype), *layer["proj"])
-            h = F.layer_norm(x, (c,), *layer["ln2"], self.eps)
-            h = self.linear(h, *layer["fc"], gelu=self.gelu) if self.gelu else self.act(self.linear(h, *layer["fc"]))
-            x = x + self.linear(h, *layer["out"])
+                att = torch.matmul(q, kc.transpose(-1, -2)) * scale + bias  # (N, H, 1, Tmax)
+                a = torch.matmul(torch.softmax(att, -1), vc)  # (N, H, 1, D)
+            return a.transpose(1, 2).reshape(n, s, c).to(self.dtype)  # (N, S, C)
+
+        def mlp_in(h, wb, i):
+            return self.linear(h, *wb, gelu=self.gelu) if self.gelu else self.act(self.linear(h, *wb))
+
+        x = gpt2.blocks(x, self.layers, self.eps, attend, lambda h, wb, i, name: self.linear(h, *wb), mlp_in)
         x = F.layer_norm(x[:, -1], (c,), *self.lnf, self.eps)  # (N, C)
         return self.linear(x, self.head).float()  # (N, V)
 
@@ -281,8 +270,8 @@ class _GPT2:
 def _draw(probs: torch.Tensor, generator) -> torch.Tensor:
     """One token per row (A,) from probs (A, V), by inverting the cumulative distribution at
     one uniform draw per row. Same distribution as `torch.multinomial(probs, 1)`, which on
-    CPU draws an exponential variate for every vocabulary entry (7 ms per step at GPT-2's
-    50257 entries and 8 rows, ~18% of a 124M bf16 rollout); this draws A numbers."""
+    CPU draws an exponential variate for every vocabulary entry (a large share of a 124M
+    rollout at GPT-2's 50257 entries); this draws A numbers."""
     cdf = probs.cumsum(-1)  # (A, V)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)  # (A, 1)
     tok = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]  # first entry with cdf > u * total
@@ -301,8 +290,8 @@ def _pick(logits, temperature: float, top_k: int, top_p: float, generator):
         tok = logits.argmax(-1)
         return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0]
     plain = top_k <= 0 and top_p >= 1.0
-    if plain and logits.device.type == "cpu" and logits.dtype == torch.float32 and decode_kernel.use_sample():
-        return decode_kernel.sample_rows(logits.contiguous(), temperature, generator)  # same draw, one C call
+    if plain and kernels.choose.sample_rows(logits):
+        return kernels.sample_rows(logits.contiguous(), temperature, generator)  # same draw, one C call
     if temperature != 1.0:
         logits = logits / temperature
     logp = torch.log_softmax(logits, -1)  # (A, V)
@@ -346,7 +335,7 @@ def sample(
     sampler on a bf16 copy of the weights. Finished rows are dropped from the batch once
     `compact_fraction` of the active rows are done. Runs under `torch.inference_mode`; the
     returned tensors are ordinary ones (cloned outside it) so training can use them.
-    `keep_activations`: where every decode step runs as one C call (`decode_kernel.use_step`:
+    `keep_activations`: where every decode step runs as one C call (`kernels.choose.decode_step`:
     fp32 on CPU at one thread), also return the completion tokens' linear outputs
     (`Rollout.activations`, see `tinyreason.lm.replay`), else None there.
     """

@@ -1,4 +1,7 @@
-"""`tinyreason chess sft`: supervised causal-LM training of a GPT-2 on RookWorld text.
+"""Supervised causal-LM training of a GPT-2 on text examples (`tinyreason chess sft`: tinyreason.chess.sft).
+
+The examples come from the caller's loader (`tinyreason.lm.tasks.Loader`; chess: RookWorld
+text), each a prompt and a completion.
 
 Rows are either packed (samples shuffled per epoch, joined with EOS, cut into rows of
 `seq_len`; attention crosses sample boundaries as in nanoGPT/RookWorld pre-training) or
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -21,12 +25,10 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from tinyreason import dist
-from tinyreason.chess.data import Sample, load_samples
-from tinyreason.chess.tokenizer import chess_tokenizer
-from tinyreason.config import StrictModel, parse_command
+from tinyreason import dist, kernels
+from tinyreason.config import StrictModel
 from tinyreason.contention import StepWatchdog
-from tinyreason.device import EMULATED_BF16_NOTE, autocast, keep_freed_memory, pick_device, pick_dtype, slow_bf16
+from tinyreason.device import EMULATED_BF16_NOTE, autocast, pick_device, pick_dtype, slow_bf16
 from tinyreason.errors import UserError
 from tinyreason.lm import mfu
 from tinyreason.lm.causal import lm_loss_sum
@@ -34,7 +36,7 @@ from tinyreason.lm.curves import plot_curves
 from tinyreason.lm.model import count_params, load_model, load_tokenizer, random_model, train_char_tokenizer
 from tinyreason.lm.optim import adamw, allreduce_grads, lr_lambda
 from tinyreason.lm.state import resume_training, save_training
-from tinyreason.runguard import start_run
+from tinyreason.lm.tasks import ExampleLike, Loader
 from tinyreason.runlog import RunDir, console
 from tinyreason.telemetry import REPORT_TO_HELP, ReportTo
 
@@ -54,7 +56,7 @@ class ArchConfig(StrictModel):
 
 
 class SFTConfig(StrictModel):
-    """Causal-LM training on RookWorld text (policy and environment samples)."""
+    """Causal-LM training of a GPT-2 on text (RookWorld: policy and environment samples)."""
 
     model: str | None = Field(None, description="start from this model (folder/Hub/embedded:); None = random init")
     arch: ArchConfig = Field(default_factory=ArchConfig, description="random-init architecture")
@@ -92,9 +94,10 @@ class SFTConfig(StrictModel):
     resume: bool = Field(False, description="continue from the run folder's latest checkpoint")
     overwrite: bool = Field(False, description="empty a run folder that holds a run, then start fresh")
     report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
+    kernels: Literal["auto", "off"] | None = Field(None, description=kernels.HELP)
 
 
-def encode(samples: list[Sample], tok, completion_only: bool) -> list[tuple[list[int], list[int]]]:
+def encode(samples: list[ExampleLike], tok, completion_only: bool) -> list[tuple[list[int], list[int]]]:
     """(token ids ending in EOS, loss mask) per sample."""
     out = []
     for s in samples:
@@ -102,7 +105,7 @@ def encode(samples: list[Sample], tok, completion_only: bool) -> list[tuple[list
             p, c = tok(s.prompt).input_ids, tok(s.completion).input_ids + [tok.eos_token_id]
             out.append((p + c, [0] * len(p) + [1] * len(c)))
         else:
-            ids = tok(s.text).input_ids + [tok.eos_token_id]
+            ids = tok(s.prompt + s.completion).input_ids + [tok.eos_token_id]
             out.append((ids, [1] * len(ids)))
     return out
 
@@ -157,7 +160,9 @@ class Rows:
         return ids, attn, loss_mask
 
 
-def build_model(cfg: SFTConfig, train: list[Sample], device):
+def build_model(cfg: SFTConfig, train: list[ExampleLike], device, task_tokenizer: Callable[[], object] | None = None):
+    """The model to train and its tokenizer: loaded, or random init with the configured tokenizer
+    (`task_tokenizer` makes the one `chess_tokenizer: true` selects; the caller's, as lm knows no task)."""
     if cfg.model is not None:
         if cfg.char_tokenizer or cfg.chess_tokenizer:
             raise UserError("char_tokenizer/chess_tokenizer: true only applies to random init (model: null)")
@@ -165,9 +170,11 @@ def build_model(cfg: SFTConfig, train: list[Sample], device):
     if cfg.char_tokenizer and cfg.chess_tokenizer:
         raise UserError("char_tokenizer and chess_tokenizer exclude each other: set one")
     if cfg.char_tokenizer:
-        tok = train_char_tokenizer(s.text for s in train)
+        tok = train_char_tokenizer(s.prompt + s.completion for s in train)
     elif cfg.chess_tokenizer:
-        tok = chess_tokenizer()
+        if task_tokenizer is None:
+            raise UserError("chess_tokenizer: true needs the chess tokenizer: run `tinyreason chess sft`")
+        tok = task_tokenizer()
     elif cfg.tokenizer:
         tok = load_tokenizer(cfg.tokenizer)
     else:
@@ -178,16 +185,17 @@ def build_model(cfg: SFTConfig, train: list[Sample], device):
     return model.to(device), tok
 
 
-def main(argv: list[str]) -> int:
-    cfg = parse_command(SFTConfig, argv, prog="tinyreason chess sft")
-    with start_run(cfg.run_dir, cfg.resume, cfg.overwrite):
-        return train(cfg)
+def train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | None = None) -> int:
+    """Train on the examples `load` reads from `train_data` (eval loss on `eval_data`); returns 0.
+    The kernels switch (`cfg.kernels`) holds for the run."""
+    with kernels.use(cfg.kernels):
+        return _train(cfg, load, task_tokenizer)
 
 
-def train(cfg: SFTConfig) -> int:
+def _train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | None = None) -> int:
     device = pick_device(cfg.device)
     if device.type == "cpu":
-        keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
+        kernels.keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
     info = dist.init(device.type)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
@@ -195,9 +203,9 @@ def train(cfg: SFTConfig) -> int:
     run = RunDir(cfg.run_dir, info.is_main)
     torch.manual_seed(cfg.seed + info.rank)
 
-    train = [s for ref in cfg.train_data for s in load_samples(ref, split=cfg.train_split, limit=cfg.train_limit)]
-    evals = [s for ref in cfg.eval_data for s in load_samples(ref, split=cfg.eval_split, limit=cfg.eval_limit)][: cfg.eval_limit]
-    model, tok = build_model(cfg, train, device)
+    train = [s for ref in cfg.train_data for s in load(ref, cfg.train_split, cfg.train_limit)]
+    evals = [s for ref in cfg.eval_data for s in load(ref, cfg.eval_split, cfg.eval_limit)][: cfg.eval_limit]
+    model, tok = build_model(cfg, train, device, task_tokenizer)
     if cfg.seq_len > model.config.n_positions:
         raise UserError(f"seq_len {cfg.seq_len} exceeds the model's {model.config.n_positions} positions")
     model.train()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from tinyreason.lm import decode_kernel
+from tinyreason import kernels
 
-DECODE_KERNEL_MAX_KV = 1 << 21  # K/V values per call up to which the C kernel is used with several threads
 
 
 def prompt_starts(p_mask: torch.Tensor) -> torch.Tensor | None:
@@ -39,7 +38,7 @@ class SharedPrefix:
         self.g = g
         self.groups = torch.arange(p_mask.shape[0], device=p_mask.device)  # (B',) original ids of the groups held
         self.slot: torch.Tensor | None = None  # (A,) row index in the (B*G) grid; None = all rows, in order
-        # for the C kernel (`decode_kernel`): each row's group among those held, each group's first real
+        # for the C kernel (`tinyreason.kernels`): each row's group among those held, each group's first real
         # prompt slot (prompts are left-padded; None if a mask is not, then only `attend` applies)
         self.row_group = torch.div(torch.arange(p_mask.shape[0] * g, device=p_mask.device), g, rounding_mode="floor")
         self.pstart = prompt_starts(p_mask)  # (B',)
@@ -61,33 +60,30 @@ class SharedPrefix:
         self.row_group = local.contiguous()
 
     def kernel_pays(self, rows: int, t_cap: int, dtype: torch.dtype, device) -> bool:
-        """True when the C kernel applies and pays for `rows` rows of up to `t_cap` generated
-        tokens in a `dtype` cache on `device`: the kernel is loaded, fp32 CPU tensors, left-padded
-        prompts, and one torch thread or a small batch. The kernel runs on one thread; with two,
-        PyTorch's ops caught up at ~9M K/V values per call (64 rows of GPT-2 124M), while at
-        GRPO's 8-16 rows (~1M) the kernel stayed 1.6-2.3x faster (`benchmarks/decode_attention.py`)."""
-        if self.pstart is None or torch.device(device).type != "cpu" or dtype != torch.float32:
+        """True when the C kernel serves `rows` rows of up to `t_cap` generated tokens in a `dtype`
+        cache on `device` (`kernels.choose.decode_attention`: fp32 CPU, the kernel compiled, one
+        torch thread or a small batch) and the prompts are left-padded (the kernel's layout)."""
+        if self.pstart is None:
             return False
         _, h, p, d = self.kv[0][0].shape
-        small = rows * h * (p + t_cap) * d <= DECODE_KERNEL_MAX_KV
-        return (small or torch.get_num_threads() == 1) and decode_kernel.available()
+        return kernels.choose.decode_attention(rows * h * (p + t_cap) * d, device, dtype)
 
     def use_kernel(self) -> None:
-        """Decode with `attend_fused` (or `decode_kernel.Step`) from now on: the prompt keys are
+        """Decode with `attend_fused` (or `kernels.Step`) from now on: the prompt keys are
         laid out for the kernel, and the caller's generated-token cache must be too (keys
-        in `decode_kernel.key_tiles`' layout). Decided once per rollout, as the cache layout is."""
+        in `kernels.key_tiles`' layout). Decided once per rollout, as the cache layout is."""
         self.kernel = True
-        self.kt = [decode_kernel.key_tiles(k) for k, _ in self.kv]  # (B, H, P16 / 16, D, 16) per layer
+        self.kt = [kernels.key_tiles(k) for k, _ in self.kv]  # (B, H, P16 / 16, D, 16) per layer
 
     def kernel_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer the prompt's (keys, values) in `decode_kernel.decode_attention`'s layouts."""
+        """Per layer the prompt's (keys, values) in `kernels.decode_attention`'s layouts."""
         return [(kt, v) for kt, (_, v) in zip(self.kt, self.kv)]
 
     def attend_fused(self, i: int, qkv, kc, vc, t: int, scale: float) -> torch.Tensor:
         """`attend` and the cache write in one C call (after `use_kernel`): qkv (A, 3C) of this step,
         kc (A, H, T16 / 16, D, 16) / vc (A, H, Tnew, D) the generated keys (in tiles) and values, the new
         ones written at slot t -> (A, C)."""
-        return decode_kernel.decode_attention(qkv, kc, vc, t, self.kt[i], self.kv[i][1], self.row_group, self.pstart,
+        return kernels.decode_attention(qkv, kc, vc, t, self.kt[i], self.kv[i][1], self.row_group, self.pstart,
                                               scale)
 
     def attend(self, i: int, q, ks, vs, scale: float) -> torch.Tensor:

@@ -3,9 +3,8 @@
  * gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3). With e = exp(2u) and
  * r = 1 / (e + 1): 1 + tanh(u) = 2 e r and 1 - tanh(u)^2 = 4 e r^2, so neither needs a
  * difference of nearly equal numbers. u is clamped to [-15, 15] (tanh(15) is 1 in float; no
- * overflow in expf). The loops vectorize (GCC calls glibc's vector expf under -ffast-math):
- * on an AVX2 core (Zen 3) 2.3-5x (forward) and 2.3-2.7x (backward) faster than PyTorch's
- * kernels at 1.5M elements, two runs (benchmarks/update_kernels.py).
+ * overflow in expf). The loops vectorize (GCC calls glibc's vector expf under -ffast-math;
+ * benchmarks/update_kernels.py, figures in docs/benchmarks.md).
  */
 #include <math.h>
 #include <stdint.h>

@@ -2,9 +2,9 @@
  *
  * VW floats per vector, one register of the compiler's target: 16 for AVX-512, 8 for AVX, else 4
  * (SSE, NEON). Wider vectors than the target's registers (16 floats in x86-64-v3 code) made GCC 12
- * move every one through memory: the decode-attention kernel then ran 10x slower than the PyTorch
- * ops it replaces. Keys are kept in tiles of 16 transposed keys, (T16 / 16, D, 16) per row and head
- * (tinyreason/lm/decode_kernel.py's key_tiles), so a score is a multiply-add over the head for 16
+ * move every one through memory: the decode-attention kernel then ran several times slower than
+ * the PyTorch ops it replaces. Keys are kept in tiles of 16 transposed keys, (T16 / 16, D, 16) per row and head
+ * (tinyreason/kernels/_cext.py's key_tiles), so a score is a multiply-add over the head for 16
  * keys at once; the vectorized paths take head size HD.
  */
 #include <stdint.h>

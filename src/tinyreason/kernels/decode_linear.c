@@ -1,18 +1,14 @@
 /* y (M, N) = x (M, K) @ W.T + b, optional GELU, for the few rows of a decode step, fp32.
  *
  * W (N, K) is packed in panels of PW output columns (PW = 16 where the compiler targets AVX-512,
- * 8 for AVX, else 4; decode_panel_width() tells tinyreason/lm/decode_kernel.py's Panels): panel p holds
+ * 8 for AVX, else 4; decode_panel_width() tells tinyreason/kernels/_cext.py's Panels): panel p holds
  * W[PW*p : PW*p + PW, :] transposed, (K, PW) contiguous, zero-padded past N. Rows go in blocks of
  * at most 12: a block keeps 12 x PW accumulators in registers and reads each panel once, front to
  * back, prefetching ahead, so at 8-16 decode rows every weight is streamed from memory (or L3)
- * exactly once per call. On an AVX2 core (Zen 3) oneDNN's packed GEMM ran these shapes at
- * 2.7-4.6 GB/s of weights, this at 4.0-8.4 GB/s; on a Zen 4 core GPT-2 124M's weights (in huge
- * pages) streamed at 13.4 GB/s with 8-column panels and 19.3 GB/s with 16-column ones, whose
- * 512-bit loads and FMAs need half the instructions per weight (benchmarks/decode_linear.py).
- * For AVX2, 16-column panels in blocks of 6 rows (12 accumulators, 8 loads per 12 multiply-adds
- * where 8-column panels need 9 per 8) ran the small model's decode token 1.25x and GPT-2 124M's 1.1x
- * faster compiled for x86-64-v3 on the Zen 4 core, but 0.9x and 0.7-0.9x on the AVX2 Zen 3 (as panel
- * pairs, docs/lm.md), whose weights stream from L3 at half the rate: the Zen 3 measurement decides.
+ * exactly once per call; 16-column panels' 512-bit loads and FMAs need half the instructions per
+ * weight of 8-column ones. For AVX2, 16-column panels in blocks of 6 rows were measured and not
+ * adopted: faster with weights in L1, slower in model order, where weights stream from L3 or
+ * memory (benchmarks/decode_linear.py; figures in docs/benchmarks.md, "Kernels").
  * Written with GCC vector extensions, compiled at first use with -march=native.
  * gelu: 0 none, 1 tanh approximation, 2 erf (GPT-2's "gelu_new" and "gelu").
  */
@@ -36,7 +32,7 @@ int64_t decode_panel_width(void) { return PW; }
 
 /* x (n,) = act(x) in place: gelu 1 with gelu.c's vectorized loop, 2 with erff, 0 nothing. Run over a
  * whole output after its GEMM, not per element in the epilogue: a call per element to gelu.c's
- * function computed one scalar expf at a time (Zen 4: c_fc with its tanh-GELU took as long as the
+ * function computed one scalar expf at a time (c_fc with its tanh-GELU then took as long as the
  * other three block linears together in the small model's decode step) */
 void decode_act(float *x, int64_t n, int gelu) {
     if (gelu == 1) gelu_tanh(x, n, x);
@@ -49,7 +45,7 @@ static inline void finish(const float *col, int64_t nw, const float *bias, float
     for (int64_t j = 0; j < nw; j++) yr[j] = col[j] + (bias ? bias[j] : 0.0f);
 }
 
-#define PREFETCH (64 * PW) /* floats ahead in the panel (2 KiB at PW 8: best of 0, 256, 512, 1024 on Zen 3) */
+#define PREFETCH (64 * PW) /* floats ahead in the panel (2 KiB at PW 8: the best of 0, 256, 512, 1024 measured) */
 
 #define BLOCK(R)                                                                  \
     static void block##R(const float *x, int64_t K, const float *w, vec *acc) {  \

@@ -2,15 +2,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import onednn
+from tinyreason.kernels import _onednn as onednn
+from tinyreason.kernels import _switch
+
+pytestmark = pytest.mark.kernels  # each test compares a kernel with its plain path (off: skipped)
 
 
 @pytest.fixture(params=[True, False], ids=["onednn-fp32", "mkl-fp32"])
 def fp32_route(request, monkeypatch):
     """Both fp32 routes: oneDNN (AVX-512 CPUs) and MKL's F.linear (elsewhere); the oneDNN one
     only where this build has the op."""
-    monkeypatch.setattr(onednn, "USE_ONEDNN_FP32", request.param and onednn._OP is not None)
-    return onednn.USE_ONEDNN_FP32
+    monkeypatch.setitem(_switch.FORCED, "onednn_fp32", request.param)
+    return _switch.onednn_fp32()
 
 
 def test_linear_matches_f_linear_with_transposed_view(fp32_route):
@@ -29,7 +32,7 @@ def test_packed_weight_gives_the_same_linear_for_any_row_count(dtype, fp32_route
     conv_w, b = torch.randn(16, 24).to(dtype), torch.randn(24).to(dtype)  # Conv1D layout (in, out)
     packed = onednn.pack(conv_w.t(), rows=8)
     native_bf16 = dtype == torch.bfloat16 and onednn.bf16_packable()
-    if onednn._REORDER is not None:  # packed on either fp32 route; bf16 without a bf16 GEMM: an fp32 copy
+    if onednn.reorder() is not None:  # packed on either fp32 route; bf16 without a bf16 GEMM: an fp32 copy
         assert packed.is_mkldnn and packed.dtype == (torch.bfloat16 if native_bf16 else torch.float32)
     for m in (1, 8, 30):
         x = torch.randn(m, 16).to(dtype)
@@ -69,7 +72,7 @@ def test_lm_head_forward_runs_on_onednn_on_either_route(head, fp32_route, monkey
     """An LM head's forward product (a (V, C) weight) runs on oneDNN on both fp32 routes, where
     it was measured faster; other linears and the backward products follow the route. Values
     and gradients are F.linear's."""
-    if onednn._OP is None:
+    if onednn.op() is None:
         pytest.skip("this build has no oneDNN linear op")
     calls, real = [], onednn._OP
     monkeypatch.setattr(onednn, "_OP", lambda *a: calls.append(a[0].shape) or real(*a))
@@ -101,10 +104,10 @@ def test_weight_gradient_comes_in_the_weights_layout(conv_layout, fp32_route):
 
 def test_falls_back_off_fp32():
     x, w = torch.randn(3, 8, dtype=torch.bfloat16), torch.randn(4, 8, dtype=torch.bfloat16)
-    assert not onednn.usable(w)
+    assert not _switch.onednn_fp32(w)
     torch.testing.assert_close(onednn.linear(x, w), F.linear(x, w))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not onednn.usable(torch.randn(2, 2))
+        assert not _switch.onednn_fp32(torch.randn(2, 2))
 
 
 def test_bf16_is_emulated_where_onednn_has_no_bf16_gemm(monkeypatch, fp32_route):
@@ -114,8 +117,8 @@ def test_bf16_is_emulated_where_onednn_has_no_bf16_gemm(monkeypatch, fp32_route)
     torch.manual_seed(4)
     w, b, x = torch.randn(24, 16, dtype=torch.bfloat16), torch.randn(24, dtype=torch.bfloat16), torch.randn(5, 16, dtype=torch.bfloat16)
     packed = onednn.pack(w, rows=5)
-    assert onednn.emulate_bf16() == (onednn._OP is not None)
-    if onednn._REORDER is not None:
+    assert _switch.emulate_bf16() == (onednn.op() is not None)
+    if onednn.reorder() is not None:
         assert packed.is_mkldnn and packed.dtype == torch.float32
     y = onednn.linear(x, packed, b, gelu="tanh")
     assert y.dtype == torch.bfloat16
@@ -150,7 +153,7 @@ def test_linear_grad_emulates_bf16_autocast_without_a_bf16_gemm(monkeypatch, fp3
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = onednn.linear_grad(x, w)
     assert y.dtype == torch.bfloat16
-    assert ("Bf16Linear" in type(y.grad_fn).__name__) == (onednn._OP is not None)
+    assert ("Bf16Linear" in type(y.grad_fn).__name__) == (onednn.op() is not None)
     monkeypatch.setattr(onednn, "_BF16", True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert "Bf16Linear" not in type(onednn.linear_grad(x, w).grad_fn).__name__
@@ -159,8 +162,8 @@ def test_linear_grad_emulates_bf16_autocast_without_a_bf16_gemm(monkeypatch, fp3
 def test_bf16_probe_reports_what_pack_does():
     w = torch.randn(24, 16, dtype=torch.bfloat16)
     packed = onednn.pack(w, rows=8)
-    if onednn._REORDER is not None:
+    if onednn.reorder() is not None:
         assert (packed.dtype == torch.bfloat16) == onednn.bf16_packable()
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # PyTorch's own (private) check
-    if check is not None and onednn._REORDER is not None:
+    if check is not None and onednn.reorder() is not None:
         assert onednn.bf16_packable() == check()

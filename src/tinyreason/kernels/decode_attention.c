@@ -6,7 +6,7 @@
  * both, and write the head's output into out (A, H*D) - the layout the next linear reads.
  * Replaces ~25 small PyTorch ops per layer (cache writes, batched matmuls, softmax,
  * transposes) whose per-op cost dominates decoding of small models on a CPU core; see
- * tinyreason/lm/decode_kernel.py. Compiled at first use with -O3 -march=native -ffast-math:
+ * tinyreason/kernels/_cext.py. Compiled at first use with -O3 -march=native -ffast-math:
  * no infinity or NaN is produced here (masked slots are skipped, not set to -inf).
  *
  * Keys are stored in tiles of 16 transposed keys, (T16 / 16, D, 16) per row and head for the

@@ -1,25 +1,22 @@
 """fp32 linear layers on oneDNN's GEMM for CPU, without weight conversion.
 
-On the development CPUs with AVX-512 (AMD EPYC) oneDNN runs GPT-2's fp32 GEMMs 1.3-2.2x
-(full-width AVX-512) or 1.0-1.6x (Zen 4) faster than the MKL sgemm behind
-`torch.addmm`/`F.linear` (decode at 8 rows, training at ~760 rows, LM head, forward and both
-backward products; `benchmarks/linear_kernels.py`). On an AVX2-only CPU (Zen 1) MKL wins
-against oneDNN from dense tensors (124M shapes: forward 1.5x, weight gradient 1.65x, input
-gradient on par; the small model's GRPO update 7%), so there `linear`/`linear_grad` keep fp32
-dense weights on `F.linear` (`USE_ONEDNN_FP32`); packed weights (below) still beat MKL there
-at decode (124M, 8 rows: 1.44x).
+On AVX-512 CPUs oneDNN ran GPT-2's fp32 GEMMs faster than the MKL sgemm behind
+`torch.addmm`/`F.linear` (decode, training rows, LM head, forward and both backward products);
+on AVX2-only CPUs MKL won from dense tensors, so there `linear`/`linear_grad` keep fp32 dense
+weights on `F.linear` (`_switch.onednn_fp32`); packed weights (below) still beat MKL there at
+decode (`benchmarks/linear_kernels.py`; figures in docs/benchmarks.md, "Kernels").
 `torch.ops.mkldnn._linear_pointwise` (the op PyTorch's own CPU compiler emits) reads
 ordinary dense tensors, transposed views included, so weights need no `to_mkldnn` copy:
 the sampler reads the live parameters and sees every optimizer step at no cost.
 For decoding, where the same weights serve many small GEMMs, `pack` puts a weight in
-oneDNN's blocked layout once (fp32 or bf16): at 8 rows and GPT-2 124M shapes that runs a
-token's linears, LM head included, 1.3-1.6x (fp32) and 1.8x (bf16) faster than dense weights,
-which oneDNN re-packs per call.
-Falls back to `F.linear` where the op is missing (builds without oneDNN) or off CPU.
+oneDNN's blocked layout once (fp32 or bf16), where dense weights are re-packed per call.
+Both private ops (`_linear_pointwise`, `_reorder_linear_weight`) are probed by a real call at
+first use (`op`, `reorder`, against `F.linear`); falls back to `F.linear` where an op is
+missing (builds without oneDNN), fails its probe, or off CPU.
 
 CPUs whose oneDNN has no bf16 GEMM (AVX2-only x86: it needs AVX-512 BW/VL/DQ or
-AVX-NE-CONVERT) run PyTorch's bf16 matmuls on a slow generic path (3-16x slower than fp32
-on a Zen 1 core at GPT-2 shapes). There bf16 is emulated (`emulate_bf16`): bf16 operands
+AVX-NE-CONVERT) run PyTorch's bf16 matmuls on a slow generic path, several times slower than
+fp32. There bf16 is emulated (`emulate_bf16`): bf16 operands
 are widened to fp32 (exactly), multiplied by the fp32 GEMM (fp32 accumulation, as a bf16
 GEMM) and the result rounded to bf16 - the values of a bf16 GEMM up to summation order, at
 fp32 speed. `pack` then turns a bf16 weight into an fp32 copy of its (bf16) values.
@@ -30,17 +27,42 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tinyreason.kernels import _probe, _switch
 
-def _find_op():
+
+def _find(name: str):
     try:
-        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+        return getattr(torch.ops.mkldnn, name) if torch.backends.mkldnn.is_available() else None
     except (AttributeError, RuntimeError):
         return None
 
 
-_OP = _find_op()
-_REORDER = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _OP is not None else None
+_OP = _find("_linear_pointwise")
+_REORDER = _find("_reorder_linear_weight")
 _BF16: bool | None = None  # whether oneDNN packs bf16 weights on this CPU; probed once
+
+
+def op():
+    """`torch.ops.mkldnn._linear_pointwise` where it exists and passes its probe (a real fp32
+    call, plain and with fused tanh-GELU, against `F.linear`), else None."""
+    if _OP is None:
+        return None
+    x, w, b = torch.linspace(-1, 1, 15).view(3, 5), torch.linspace(-0.5, 0.7, 20).view(4, 5), torch.linspace(-1, 1, 4)
+    ok = _probe.passes("torch.ops.mkldnn._linear_pointwise",
+                       lambda: (_OP(x, w, b, "none", [], ""), _OP(x, w.t().contiguous().t(), b, "gelu", [], "tanh")),
+                       lambda: (F.linear(x, w, b), F.gelu(F.linear(x, w, b), approximate="tanh")))
+    return _OP if ok else None
+
+
+def reorder():
+    """`torch.ops.mkldnn._reorder_linear_weight` where it and `op()` pass their probes (an fp32
+    weight packed for 2 rows, then multiplied, against `F.linear`), else None."""
+    if _REORDER is None or op() is None:
+        return None
+    x, w = torch.linspace(-1, 1, 10).view(2, 5), torch.linspace(-0.5, 0.7, 20).view(4, 5)
+    ok = _probe.passes("torch.ops.mkldnn._reorder_linear_weight",
+                       lambda: _OP(x, _REORDER(w, 2), None, "none", [], ""), lambda: F.linear(x, w))
+    return _REORDER if ok else None
 
 
 def avx512() -> bool:
@@ -49,8 +71,9 @@ def avx512() -> bool:
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-# fp32 from dense weights on oneDNN only where it was measured faster than MKL: AVX-512 CPUs
-USE_ONEDNN_FP32 = _OP is not None and avx512()
+def fp32_route() -> bool:
+    """fp32 GEMMs from dense weights on oneDNN (`_switch.onednn_fp32`): AVX-512 CPUs, else MKL."""
+    return _switch.onednn_fp32()
 
 
 def bf16_packable() -> bool:
@@ -60,22 +83,10 @@ def bf16_packable() -> bool:
     global _BF16
     if _BF16 is None:
         try:
-            _BF16 = _REORDER is not None and _REORDER(torch.zeros(16, 16, dtype=torch.bfloat16), 1).is_mkldnn
+            _BF16 = reorder() is not None and _REORDER(torch.zeros(16, 16, dtype=torch.bfloat16), 1).is_mkldnn
         except RuntimeError:  # "bf16 path needs the cpu support avx_ne_convert or avx512bw, ..."
             _BF16 = False
     return _BF16
-
-
-def emulate_bf16() -> bool:
-    """True when bf16 matmuls on this CPU should run as widened fp32 GEMMs (no oneDNN bf16
-    GEMM, the oneDNN op present). Callers check that their tensors are on the CPU."""
-    return _OP is not None and not bf16_packable()
-
-
-def usable(t: torch.Tensor) -> bool:
-    """True when `t`'s linears run on oneDNN here (fp32 on CPU, `USE_ONEDNN_FP32`, no autocast)."""
-    return (USE_ONEDNN_FP32 and t.device.type == "cpu" and t.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu"))
 
 
 def pack(w: torch.Tensor, rows: int) -> torch.Tensor:
@@ -84,9 +95,9 @@ def pack(w: torch.Tensor, rows: int) -> torch.Tensor:
     available. A bf16 weight on a CPU without oneDNN bf16 GEMMs becomes a packed fp32 copy of
     its values (`linear` then emulates bf16). A copy: re-pack after the weight changes. Only
     `linear` takes the result."""
-    if _REORDER is None or w.device.type != "cpu" or w.dtype not in (torch.float32, torch.bfloat16):
+    if not _switch.onednn_pack(w):
         return w
-    if w.dtype == torch.bfloat16 and not bf16_packable():
+    if w.dtype == torch.bfloat16 and (not bf16_packable() or _switch.emulate_bf16()):
         w = w.float()
     return _REORDER(w.detach(), rows)
 
@@ -99,7 +110,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, gelu
     if x.dtype == torch.bfloat16 and w.dtype == torch.float32:  # bf16 emulated on an fp32 copy of bf16 values
         y = linear(x.float(), w, None if b is None else b.float(), gelu)
         return y.to(x.dtype)
-    if not (w.is_mkldnn or usable(w)):
+    if not (w.is_mkldnn or _switch.onednn_fp32(w)):
         y = F.linear(x, w, b)
         return y if gelu is None else F.gelu(y, approximate=gelu)
     y = _OP(x.reshape(-1, x.shape[-1]).contiguous(), w, b, "none" if gelu is None else "gelu", [], gelu or "")  # (M, out)
@@ -108,7 +119,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, gelu
 
 class Linear(torch.autograd.Function):
     """y = x @ w.T + b with the forward GEMM on oneDNN and both backward GEMMs on `_gemm`'s
-    route (oneDNN where `USE_ONEDNN_FP32`, else MKL); w (out, in) may be a transposed view (a
+    route (oneDNN where `_switch.onednn_fp32`, else MKL); w (out, in) may be a transposed view (a
     GPT-2 Conv1D weight `.t()`): autograd maps its gradient back."""
 
     @staticmethod
@@ -139,12 +150,11 @@ def _weight_grad(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Te
     transposed into a copy either way; this picks the one that yields w's layout: for a
     transposed view (a Conv1D weight `.t()`) it computes (x.T @ gy) (in, out) and returns its
     `.t()`, which autograd hands to the Conv1D weight as a contiguous gradient, where the
-    other order made AccumulateGrad copy every weight gradient into the parameter's layout:
-    GPT-2 124M fp32 update (forward + backward) 7.06 -> 6.69 s on one Zen 4 core. fp32 GEMM
-    on `_gemm`'s route; MKL reads the transposed operands in place, so there no copy is made
-    (124M's LM head, 672 x 50257: 0.89-0.93 -> 0.73-0.84 s on a Zen 3 core)."""
+    other order made AccumulateGrad copy every weight gradient into the parameter's layout.
+    fp32 GEMM on `_gemm`'s route; MKL reads the transposed operands in place, so there no copy
+    is made."""
     conv = w.stride(0) == 1 and w.stride(1) != 1  # (out, in) view of an (in, out) tensor
-    if not USE_ONEDNN_FP32:
+    if not fp32_route():
         return torch.mm(x.t(), gy).t() if conv else torch.mm(gy.t(), x)
     if conv:
         return _gemm(x.t().contiguous(), gy.t(), None).t()  # (in, out) -> (out, in) view
@@ -188,9 +198,9 @@ def gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tens
 
 
 def _gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dnn: bool = False) -> torch.Tensor:
-    """fp32 x (M, in) @ w.T + b for w (out, in), any strides, on oneDNN where `USE_ONEDNN_FP32`
+    """fp32 x (M, in) @ w.T + b for w (out, in), any strides, on oneDNN where `_switch.onednn_fp32`
     or `dnn` (x contiguous then), else MKL."""
-    return _OP(x, w, b, "none", [], "") if USE_ONEDNN_FP32 or dnn else F.linear(x, w, b)
+    return _OP(x, w, b, "none", [], "") if (dnn and op() is not None) or fp32_route() else F.linear(x, w, b)
 
 
 def linear_grad(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, head: bool = False) -> torch.Tensor:
@@ -198,13 +208,13 @@ def linear_grad(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None,
     a CPU without a oneDNN bf16 GEMM, bf16 is emulated (`Bf16Linear`).
 
     `head`: w is a language-model head, a dense row-major (V, C) weight with a large V; its
-    forward product then runs on oneDNN on every CPU where the op exists. With that layout
-    MKL's x @ w.T ran at 35 GFLOP/s against oneDNN's 52-55 at GPT-2 124M's head on one Zen 3
-    core, where MKL won the other products (`benchmarks/linear_kernels.py`); the backward
-    products stay on `_gemm`'s route."""
+    forward product then runs on oneDNN on every CPU where the op exists (`_switch.onednn_head`:
+    with that layout MKL's x @ w.T was slower than oneDNN's even where MKL won the other
+    products, `benchmarks/linear_kernels.py`); the backward products stay on `_gemm`'s route."""
     cpu32 = w.device.type == "cpu" and w.dtype == torch.float32
-    if cpu32 and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16 and emulate_bf16():
+    if (cpu32 and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            and _switch.emulate_bf16()):
         return Bf16Linear.apply(x, w, b, head)
-    if usable(w) or (head and cpu32 and _OP is not None and not torch.is_autocast_enabled("cpu")):
+    if _switch.onednn_fp32(w) or (head and _switch.onednn_head(w)):
         return Linear.apply(x, w, b)
     return F.linear(x, w, b)

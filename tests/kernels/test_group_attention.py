@@ -5,12 +5,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyreason.lm import decode_kernel, group_attention
+from tinyreason import kernels
+from tinyreason.kernels import _cext as cext
+from tinyreason.kernels import _group_attention as group_attention
+from tinyreason.kernels import _switch
 from tinyreason.lm.grouped import grouped_logprobs
 from tinyreason.lm.model import random_model
 from tinyreason.lm.shared_prefix import prompt_starts
 
-needs_kernel = pytest.mark.skipif(not decode_kernel.available(), reason="no C compiler: the kernels are not built")
+pytestmark = pytest.mark.kernels  # each test compares a kernel with its plain path (off: skipped)
+
+needs_kernel = pytest.mark.skipif(not cext.loaded(), reason="no C compiler: the kernels are not built")
 # every test runs on one torch thread (conftest), which the kernel serves
 
 
@@ -71,11 +76,11 @@ def test_only_left_padded_prompts_take_the_kernel():
     assert prompt_starts(torch.tensor([[1, 1, 0, 0]])) is None  # right padding
     assert prompt_starts(torch.tensor([[0, 1, 0, 1]])) is None
     x = torch.zeros(3, 128)
-    assert group_attention.applies(x, 2) == decode_kernel._loaded()
-    assert not group_attention.applies(x, 4)  # head size 32
-    assert not group_attention.applies(x.double(), 2)
+    assert _switch.group_attention(x, 2) == cext.loaded()
+    assert not _switch.group_attention(x, 4)  # head size 32
+    assert not _switch.group_attention(x.double(), 2)
     torch.set_num_threads(3)
-    assert not group_attention.applies(x, 2)  # SDPA's threads win
+    assert not _switch.group_attention(x, 2)  # SDPA's threads win
 
 
 @needs_kernel
@@ -88,9 +93,9 @@ def test_grouped_logprobs_and_gradients_with_and_without_the_kernel(monkeypatch)
     results = []
     calls = []
     real = group_attention.completion_attention
-    monkeypatch.setattr(group_attention, "completion_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(kernels, "completion_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
     for on in (False, True):
-        monkeypatch.setattr(group_attention, "ENABLED", on)
+        monkeypatch.setitem(_switch.FORCED, "group_attention", on)
         model.zero_grad()
         lp, ent = grouped_logprobs(model, prompt_ids, prompt_mask, completion_ids, 3, with_entropy=True)
         (lp.sum() + 0.1 * ent.sum()).backward()

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tinyreason import kernels
 from tinyreason.chess.data import load_samples
 from tinyreason.hub import EMBEDDED_DIR
-from tinyreason.lm import decode_kernel, group_attention, onednn
-from tinyreason.lm.gpt2_ops import attention
+from tinyreason.lm.gpt2 import attention
 from tinyreason.lm.grouped import grouped_logprobs
 from tinyreason.lm.model import load_model
 
@@ -22,7 +22,7 @@ def _sharp_qkv(seed=0, b=2, h=4, s=48, d=64):
 
 @pytest.mark.parametrize("emulate", [False, True], ids=["bf16-gemm", "bf16-emulated"])
 def test_bf16_attention_equals_fp32_on_the_same_values(monkeypatch, emulate):
-    monkeypatch.setattr(onednn, "emulate_bf16", lambda: emulate)
+    monkeypatch.setitem(kernels.FORCED, "emulate_bf16", emulate)
     q, k, v = _sharp_qkv()
     scale = 64 ** -0.5
     exact = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, scale=scale)
@@ -59,9 +59,9 @@ def test_grouped_bf16_log_probs_of_the_trained_model_stay_close_to_fp32(monkeypa
     """Teacher-forced log-probs under bf16 autocast within bf16 rounding of fp32 ones, on the SDPA
     route and on the C completion attention. With bf16 scores (eager attention) they strayed up
     to 2.2 nats here."""
-    if kernel and not decode_kernel.available():
+    if kernel and not kernels.compiled():
         pytest.skip("no C compiler: the kernels are not built")
-    monkeypatch.setattr(group_attention, "ENABLED", kernel)
+    monkeypatch.setitem(kernels.FORCED, "group_attention", kernel)
     model, pid, pm, cid, cm = heldout_batch
     out = []  # one torch thread (conftest), which the kernel serves
     for amp in (False, True):

@@ -1,38 +1,25 @@
-"""C kernels on CPU: the sampler's decode attention as one call per layer (`decode_attention.c`),
-its linears at decode batch sizes (`decode_linear.c`), a whole fp32 decode step (`decode_step.c`)
-and its plain draw (`sample_rows.c`); the trainers' tanh-GELU (`gelu.c`) and the GRPO update's
-completion attention (`group_attention.c`, used by `tinyreason.lm.group_attention`).
+"""The C kernels on CPU, loaded with ctypes: the sampler's decode attention as one call per
+layer (`decode_attention.c`), its linears at decode batch sizes on packed panels
+(`decode_linear.c`), a whole decode step (`decode_step.c`) and its plain draw
+(`sample_rows.c`); the trainers' tanh-GELU (`gelu.c`) and the GRPO update's completion
+attention (`group_attention.c`, `_group_attention`).
 
 Decoding a small GPT-2 on a CPU core is bound by per-op cost, not arithmetic: one layer's
-shared-prefix attention is ~25 PyTorch ops (cache writes, four batched matmuls, softmax,
-transposes), each a few to a few tens of µs for a few hundred kFLOP. The C function does the
-same math in one call (`benchmarks/decode_attention.py` measures both). It is compiled with
-the system C compiler (`$CC`, else `cc`) when first needed, once per process, into a
-temporary file loaded with ctypes: no build step, no torch headers, nothing cached on disk
-that another CPU could load. It targets the host (`-march=native`); `$TINYREASON_MARCH` names
-another target (`make test-avx2` builds for `x86-64-v3` on AVX-512 hosts, so the AVX2 code is
-tested). Without a compiler, or where compiling fails, `available()` is False and the sampler
-keeps its PyTorch ops (same results up to float rounding).
+shared-prefix attention is ~25 PyTorch ops, each a few to a few tens of µs for a few hundred
+kFLOP; a decode token's linears stream every weight once. These functions do the same math
+as the plain PyTorch ops in fewer calls (figures: docs/benchmarks.md, "Kernels").
+The library is compiled with the system C compiler (`$CC`, else `cc`) when first needed, once
+per process, into a temporary file loaded with ctypes: no build step, no torch headers,
+nothing cached on disk that another CPU could load. It targets the host (`-march=native`);
+`$TINYREASON_MARCH` names another target (`make test-avx2` builds for `x86-64-v3` on AVX-512
+hosts, so the AVX2 code is tested). Without a compiler, or where compiling fails, `loaded()`
+is False and `_switch` keeps every op on its plain path (same results up to float rounding).
 
-Decode linears (8-16 rows) stream every weight once per token. On an AVX2-only core (Zen 3)
-oneDNN's packed GEMM read the weights at 2.7-4.6 GB/s there, `decode_linear.c` (8-column
-panels) at 4.0-8.4 GB/s: 1.5-1.8x per token at one thread; on a Zen 4 core with 16-column
-panels (where compiled for AVX-512) 1.39x (small) and 1.43x (GPT-2 124M) per token
-(`benchmarks/decode_linear.py`). With two threads oneDNN caught up (0.8-1.3x on Zen 3), so
-`use_linear` picks the C linears for one torch thread (Zen 1 and Intel CPUs not measured).
-Where the compiler targets AVX512-BF16 (`bf16_native`), bf16 weights go into bf16 panels read
-with vdpbf16ps (`decode_linear_bf16`): half the bytes; GPT-2 124M's LM head at 8 rows 8.6 ->
-5.0 ms per token against its fp32 panels on a Zen 4 core.
-
-With the C linears and attention in place, what was left of a small model's fp32 decode step
-was the ~80 PyTorch calls per token around them (layer norms, residual adds, views, casts):
-`decode_step.c` runs a whole token through the network in one call (`Step`, `use_step`), and
-`sample_rows.c` draws the next tokens in the plain case (no top-k/top-p) in one call instead of
-~12 ops (`benchmarks/decode_step.py`).
-
-GPT-2's tanh-GELU (forward and backward) in the trainers' own forward passes: PyTorch's fp32
-kernels took 6.6-9 ms per 1.5M elements on a Zen 3 core, `gelu.c` 2.3-5x (forward) and
-2.3-2.7x (backward) less (`benchmarks/update_kernels.py`); `use_gelu` picks it for fp32 CPU tensors.
+Vectors are 16 floats where the compiler targets AVX-512, else 8 (AVX2) or 4; panels are 16
+output columns wide on AVX-512, else 8 (`panel_width`). Where the compiler targets
+AVX512-BF16 (`bf16_native`), bf16 weights go into bf16 panels read with vdpbf16ps
+(`decode_linear_bf16`: each input rounded to bf16, fp32 accumulation, a bf16 GEMM's values up
+to summation order).
 """
 
 from __future__ import annotations
@@ -46,18 +33,13 @@ from pathlib import Path
 
 import torch
 
-from tinyreason.device import huge_page_empty
-from tinyreason.lm import onednn
+from tinyreason.kernels._memory import huge_page_empty
 
 _SRCS = [Path(__file__).with_name(n) for n in ("decode_attention.c", "decode_linear.c", "gelu.c", "decode_step.c",
                                                  "sample_rows.c", "group_attention.c")]
 _LIB = None  # the compiled library once loaded; False when unavailable
 _GELU = {None: 0, "tanh": 1, "none": 2}  # decode_linear's gelu codes: none, tanh approximation, erf
-ENABLED = True  # tests switch the attention kernel off to compare it with the PyTorch path
-LINEAR: bool | None = None  # decode linears in C: None = where measured faster (`use_linear`); tests force it
-GELU = True  # the trainers' tanh-GELU in C where it applies (`use_gelu`); tests switch it off to compare
-SAMPLE = True  # the sampler's plain draw (no top-k/top-p) in C (`sample_rows`); tests switch it off to compare
-STEP: bool | None = None  # whole fp32 decode steps in one C call: None = where it applies (`use_step`); tests force it
+
 
 
 def _compile():
@@ -102,57 +84,18 @@ def _compile():
     return lib
 
 
-def _loaded() -> bool:
+def loaded() -> bool:
+    """True when the C library is compiled and loaded here (compiles on the first call); which
+    kernel serves which call is `_switch`'s decision."""
     global _LIB
     if _LIB is None:
         _LIB = _compile()
     return bool(_LIB)
 
 
-def available() -> bool:
-    """True when the attention kernel is compiled and loaded here (compiles on the first call)."""
-    return ENABLED and _loaded()
-
-
-def use_linear(device: torch.device | str, dtype: torch.dtype = torch.float32) -> bool:
-    """True when the sampler should run its linears on `decode_linear` (`LINEAR` overrides):
-    CPU, one torch thread, the library compiled; fp32 weights, or bf16 ones where they are
-    emulated in fp32 (`onednn.emulate_bf16`) or the library has its AVX512-BF16 kernel
-    (`bf16_native`: bf16 panels, read at half the bytes). Elsewhere oneDNN's bf16 GEMM reads
-    half the bytes of the fp32 panels (a small model's bf16 rollout: 0.17 s on it, 0.25 s on
-    fp32 panels of the bf16 values, on a Zen 4 core)."""
-    if LINEAR is not None:
-        return LINEAR and _loaded()
-    return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1 and _loaded()
-            and (dtype == torch.float32 or onednn.emulate_bf16() or bf16_native()))
-
-
 def bf16_native() -> bool:
     """True when the compiled `decode_linear.c` has its AVX512-BF16 kernel (bf16 panels)."""
-    return _loaded() and bool(_LIB.decode_bf16_native())
-
-
-def use_sample() -> bool:
-    """True when the sampler draws its plain-case tokens with `sample_rows` (`SAMPLE` on, compiled)."""
-    return SAMPLE and _loaded()
-
-
-def use_step(device: torch.device | str, dtype: torch.dtype) -> bool:
-    """True when the sampler should decode each token in one `decode_step` call (`STEP`
-    overrides): fp32 on CPU at one torch thread, the library compiled. Its linears are the C
-    ones (`use_linear`); on one Zen 4 core, with 16-column
-    panels in huge pages, they ran a decode token 1.39x (small) and 1.43x (GPT-2 124M) faster than
-    oneDNN's packed GEMM, and the step's rollouts 1.20x and 1.33x faster than the per-op path on
-    oneDNN (`benchmarks/decode_step.py`)."""
-    ok = dtype == torch.float32 or (dtype == torch.bfloat16 and bf16_native() and not onednn.emulate_bf16())
-    if STEP is not None:
-        return STEP and ok and _loaded()
-    return torch.device(device).type == "cpu" and ok and torch.get_num_threads() == 1 and _loaded()
-
-
-def use_gelu(x: torch.Tensor) -> bool:
-    """True when `gelu_tanh` serves x: fp32 on CPU, `GELU` on, the library compiled."""
-    return GELU and x.device.type == "cpu" and x.dtype == torch.float32 and _loaded()
+    return loaded() and bool(_LIB.decode_bf16_native())
 
 
 def sample_rows(logits: torch.Tensor, temperature: float, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,15 +129,15 @@ def gelu_tanh_backward(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def panel_width() -> int:
     """Output columns per `Panels` panel: what the compiled `decode_linear.c` reads (16 where the
     compiler targets AVX-512, 8 for AVX, else 4); 8 where the library is not available."""
-    return int(_LIB.decode_panel_width()) if _loaded() else 8
+    return int(_LIB.decode_panel_width()) if loaded() else 8
 
 
 class Panels:
     """A linear weight packed for `decode_linear`: (ceil(N/W), K, W) fp32 panels of W = `panel_width()`
     output columns, zero-padded past N. A copy: re-pack after the weight changes; `reuse` (an older
     packing of a weight of the same shape) is overwritten in place instead of allocating anew
-    (GPT-2 124M's LM head: 0.77 s to pack into fresh zeroed memory through a transposed view,
-    0.03 s in place with per-panel copies, on one Zen 3 core)."""
+    (per-panel copies into the old buffers; packing into fresh zeroed memory through a
+    transposed view was far slower for GPT-2's LM head)."""
 
     def __init__(self, w: torch.Tensor, reuse: "Panels | None" = None, width: int | None = None,
                  bf16: bool = False):
@@ -234,10 +177,10 @@ def linear(x: torch.Tensor, w: Panels, b: torch.Tensor | None = None, gelu: str 
     GELU. fp32, or bf16 x (and b): on fp32 panels bf16 emulated as in `onednn.linear` (fp32 math
     on the fp32 values, result rounded to bf16); on bf16 panels x rounded to bf16, fp32
     accumulation, the result rounded to x's dtype (a bf16 GEMM's values up to summation order)."""
-    if not _loaded():
-        raise RuntimeError("the decode kernels are not available here (see decode_kernel.use_linear)")
+    if not loaded():
+        raise RuntimeError("the decode kernels are not available here (see kernels._switch.decode_linear)")
     if x.shape[-1] != w.in_features or x.device.type != "cpu":
-        raise ValueError("decode_kernel.linear: x must be a CPU tensor (..., in_features)")
+        raise ValueError("kernels.linear: x must be a CPU tensor (..., in_features)")
     x2 = x.reshape(-1, w.in_features).float().contiguous()  # (M, K)
     b = None if b is None else b.float().contiguous()
     y = torch.empty(x2.shape[0], w.out_features, dtype=torch.float32)  # (M, N)
@@ -278,8 +221,8 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
     attending to slots [0, t] (other slots finite); vp (B, H, P, D) and kp (B, H, key_slots(P) / 16,
     D, 16) the prompt values and keys per group; grp (A,) int64 group of each row (ascending);
     pstart (B,) int64 first real (non-padding) prompt slot."""
-    if not _loaded():
-        raise RuntimeError("the decode attention kernel is not available here (see decode_kernel.available)")
+    if not loaded():
+        raise RuntimeError("the decode attention kernel is not available here (see kernels._switch.decode_attention)")
     a, h, tcap, d = vc.shape
     b, _, p, _ = vp.shape
     for x in (qkv, kc, vc, kp, vp):
@@ -298,6 +241,14 @@ def decode_attention(qkv: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, t: i
     return out
 
 
+# What `decode_step.c` writes for a kept token (its `keep` pointers), per layer in this order -
+# c_attn output (3C), attention output (C), its log-sum-exps per head (H), attention c_proj (C),
+# c_fc before the activation (F), MLP c_proj (C) - then the LM head's logits (V). The forward's
+# `replay.Activations` indexes its stores by this tuple; tests/kernels/test_step_stores.py checks
+# each store against the per-op forward.
+STEP_STORES = ("qkv", "att", "lse", "proj", "fc", "out")
+
+
 class Step:
     """A GPT-2's fp32 weights as `decode_step.c` reads them: one decode token through the whole
     network in one call. Holds references to every tensor it points to (the sampler's view of
@@ -311,13 +262,13 @@ class Step:
         panels = [t for blk in layers for t in blk if isinstance(t, Panels)] + [head]
         self.bf16 = panels[0].bf16
         if any(q.bf16 != self.bf16 for q in panels):
-            raise ValueError("decode_kernel.Step: panels all fp32 or all bf16")
+            raise ValueError("kernels.Step: panels all fp32 or all bf16")
         flat = [t.panels if isinstance(t, Panels) else t for blk in layers for t in blk]
         if wte.dtype != (torch.bfloat16 if self.bf16 else torch.float32) or not wte.is_contiguous():
-            raise ValueError("decode_kernel.Step: wte must be contiguous, bf16 with bf16 panels, else fp32")
+            raise ValueError("kernels.Step: wte must be contiguous, bf16 with bf16 panels, else fp32")
         for t in (wpe, *[t for blk in layers for t in blk if not isinstance(t, Panels)], *lnf):
             if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
-                raise ValueError("decode_kernel.Step takes contiguous float32 CPU tensors besides its panels")
+                raise ValueError("kernels.Step takes contiguous float32 CPU tensors besides its panels")
         self._keep = (wte, wpe, flat, lnf, head)
         self.wte, self.wpe, self.lnf, self.head = wte, wpe, lnf, head
         self.ptrs = (ctypes.c_void_p * len(flat))(*[t.data_ptr() for t in flat])
@@ -338,7 +289,7 @@ class Step:
                   + [(b, h, key_slots(p) // 16, d, 16), (b, h, p, d)] * n)
         for z, shape in zip([x for kv in (*cache, *kp) for x in kv], shapes, strict=True):
             if z.dtype != torch.float32 or not z.is_contiguous() or z.shape != shape:
-                raise ValueError("decode_kernel.Step: caches must be contiguous float32 in decode_attention's layouts")
+                raise ValueError("kernels.Step: caches must be contiguous float32 in decode_attention's layouts")
         arr = ctypes.c_void_p * n
         kc, vc = arr(*[k.data_ptr() for k, _ in cache]), arr(*[v.data_ptr() for _, v in cache])
         kpp, vpp = arr(*[k.data_ptr() for k, _ in kp]), arr(*[v.data_ptr() for _, v in kp])
@@ -347,9 +298,9 @@ class Step:
         keep_ptrs, tkeep = None, 0
         if keep is not None:
             rows = rows.contiguous().to(torch.int64)
-            stores = keep.stores()
-            if len(stores) != 6 * n + 1 or rows.shape != (a,) or t >= keep.capacity:
-                raise ValueError("decode_kernel.Step: activation stores do not fit this model or step")
+            stores = keep.stores()  # STEP_STORES per layer, then the logits
+            if len(stores) != len(STEP_STORES) * n + 1 or rows.shape != (a,) or t >= keep.capacity:
+                raise ValueError("kernels.Step: activation stores do not fit this model or step")
             keep_ptrs, tkeep = (ctypes.c_void_p * len(stores))(*[z.data_ptr() for z in stores]), keep.capacity
         rc = _LIB.decode_step(ids.data_ptr(), pos.data_ptr(), a, self.d_model, self.n_head, n, self.d_inner,
                               self.head.out_features, self.wte.data_ptr(), self.wpe.data_ptr(), self.ptrs, self.scales,

@@ -10,27 +10,16 @@ prompt's summed over its group) into one (tokens, 3C) gradient. Same math as SDP
 attention forward and backward (log-sum-exp kept for the backward), up to float rounding
 (tested). fp32 on CPU (under bf16 autocast `grouped` widens the bf16 q/k/v for it: scores
 and softmax in fp32, as SDPA's flash kernel keeps them), head size 64 (every GPT-2's),
-left-padded prompts, where the C kernels are compiled; elsewhere `grouped` keeps SDPA.
+left-padded prompts, where the C kernels are compiled (`_switch.group_attention`); elsewhere
+the forward keeps SDPA. `flash_attention_backward`: SDPA's CPU flash-attention backward for
+attention outputs given from elsewhere (kept rollout activations), probed, with a plain fallback.
 """
 
 from __future__ import annotations
 
 import torch
 
-from tinyreason.lm import decode_kernel
-
-ENABLED = True  # tests switch it off to compare with the SDPA route
-HEAD_SIZE = 64  # the kernel's head size
-
-
-def applies(x: torch.Tensor, n_head: int) -> bool:
-    """True when the kernel serves attention over x's (tokens, C) activations (the fp32 residual
-    stream, bf16 autocast or not): on CPU, head size 64, at most two torch threads, `ENABLED`
-    and the C library compiled. The kernel runs on one thread; against SDPA's route on two
-    (Zen 4, per layer, GRPO shapes) it was still 1.2-1.65x (small model) and 0.97-1.2x (GPT-2
-    124M) as fast, on one 1.5-2.5x."""
-    return (ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
-            and x.shape[-1] == HEAD_SIZE * n_head and torch.get_num_threads() <= 2 and decode_kernel._loaded())
+from tinyreason.kernels import _cext, _probe
 
 
 def completion_attention(qkv: torch.Tensor, starts: torch.Tensor, n_prompt_rows: int, p: int, g: int, t: int,
@@ -41,8 +30,9 @@ def completion_attention(qkv: torch.Tensor, starts: torch.Tensor, n_prompt_rows:
     from `shared_prefix.prompt_starts`; scale multiplies the scores. kept: the rollout's own
     attention outputs (N, >= T, C) and log-sum-exps (N, >= T, H) for these rows
     (`replay.Activations`), returned instead of computed; the backward is the same either way."""
-    if not decode_kernel._loaded():
-        raise RuntimeError("group_attention needs the C kernels, which are not compiled here (see `applies`)")
+    if not _cext.loaded():
+        raise RuntimeError("group_attention needs the C kernels, which are not compiled here "
+                           "(see `_switch.group_attention`)")
     if not scale > 0:
         raise ValueError(f"attention scale {scale}: the kernel takes a positive one")
     kept_out, kept_lse = kept if kept is not None else (None, None)
@@ -60,7 +50,7 @@ class _GroupAttention(torch.autograd.Function):
                              f"{g} completions of {t} tokens")
         if kept_out is None:
             out, lse = qkv.new_empty(n, t, c), qkv.new_empty(n, t, n_head)  # (N, T, C), (N, T, H)
-            if decode_kernel._LIB.group_attention_fwd(qkv.data_ptr(), n, t, n_head, bp, p, g, starts.data_ptr(), scale,
+            if _cext._LIB.group_attention_fwd(qkv.data_ptr(), n, t, n_head, bp, p, g, starts.data_ptr(), scale,
                                                       out.data_ptr(), t * c, lse.data_ptr(), t * n_head):
                 raise MemoryError("group_attention_fwd: out of memory")
             y = out.view(n * t, c)
@@ -80,8 +70,54 @@ class _GroupAttention(torch.autograd.Function):
         n = (qkv.shape[0] - bp) // t
         gy = gy.contiguous()
         dqkv = torch.zeros_like(qkv)  # (B*P + N*T, 3C); the prompt rows' q gradient stays 0 here
-        if decode_kernel._LIB.group_attention_bwd(qkv.data_ptr(), n, t, n_head, bp, p, g, starts.data_ptr(), scale,
+        if _cext._LIB.group_attention_bwd(qkv.data_ptr(), n, t, n_head, bp, p, g, starts.data_ptr(), scale,
                                                   out.data_ptr(), out.stride(0), lse.data_ptr(), lse.stride(0),
                                                   gy.data_ptr(), dqkv.data_ptr()):
             raise MemoryError("group_attention_bwd: out of memory")
         return dqkv, None, None, None, None, None, None, None, None, None
+
+
+def _flash_backward_op(g, q, k, v, out, lse, bias, scale):
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+        g, q, k, v, out, lse, 0.0, False, attn_mask=bias, scale=scale)
+
+
+def _plain_backward(g, q, k, v, bias, scale):
+    """Gradients of softmax(q k^T * scale + bias) v by autograd through the plain math."""
+    with torch.enable_grad():
+        qq, kk, vv = (z.detach().requires_grad_() for z in (q, k, v))
+        att = torch.softmax(torch.matmul(qq, kk.transpose(-1, -2)) * scale + bias, -1)  # (N, H, T, S)
+        return torch.autograd.grad(torch.matmul(att, vv), (qq, kk, vv), g)
+
+
+def flash_backward_ok() -> bool:
+    """True when `aten._scaled_dot_product_flash_attention_for_cpu_backward` passes its probe: on
+    tiny tensors, from SDPA's own forward outputs, the gradients of the plain math."""
+    def real():
+        q, k, v, bias, g = _probe_inputs()
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=bias,
+                                                                             scale=0.5)
+        return _flash_backward_op(g, q, k, v, out, lse, bias, 0.5)
+
+    def plain():
+        q, k, v, bias, g = _probe_inputs()
+        return _plain_backward(g, q, k, v, bias, 0.5)
+
+    return _probe.passes("torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward", real, plain)
+
+
+def _probe_inputs():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v, g = (torch.randn(1, 2, 3, 4, generator=gen) for _ in range(4))  # (N, H, T, D)
+    bias = torch.zeros(1, 1, 3, 3).masked_fill_(torch.ones(3, 3, dtype=torch.bool).triu(1), float("-inf"))
+    return q, k, v, bias, g
+
+
+def flash_attention_backward(g, q, k, v, out, lse, bias, scale: float):
+    """Gradients (q, k, v) of out = softmax(q k^T * scale + bias) v for q (N, H, T, D), k/v (N, H, S, D),
+    bias (N, 1, T, S) additive, out (N, H, T, D) and its log-sum-exps lse (N, H, T), fp32 CPU: SDPA's
+    CPU flash-attention backward (recomputes the softmax from q, k and lse) where its probe passes,
+    else autograd through the plain math."""
+    if flash_backward_ok():
+        return _flash_backward_op(g.contiguous(), q, k, v, out, lse, bias, scale)
+    return _plain_backward(g, q, k, v, bias, scale)
