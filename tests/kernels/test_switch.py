@@ -60,6 +60,18 @@ def test_a_probe_that_fails_falls_back_and_logs_once(monkeypatch, caplog):
 
 
 @pytest.mark.skipif(_onednn._OP is None, reason="this torch build has no oneDNN linear op")
+def test_probes_first_called_under_bf16_autocast_still_pass(monkeypatch):
+    """The first use of an op is often inside a bf16 autocast region (bf16 SFT and GRPO): the probe
+    must compare fp32 with fp32 there. It once compared the op's fp32 result with autocast's bf16
+    `F.linear`, failed, and so turned off oneDNN's bf16 packing (bf16 SFT ran 3x slower)."""
+    fresh = {}
+    monkeypatch.setattr(_probe, "_RESULTS", fresh)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _onednn.op() is not None and _onednn.reorder() is not None
+    assert fresh == {"torch.ops.mkldnn._linear_pointwise": True, "torch.ops.mkldnn._reorder_linear_weight": True}
+
+
+@pytest.mark.skipif(_onednn._OP is None, reason="this torch build has no oneDNN linear op")
 def test_a_wrong_onednn_op_is_not_used(monkeypatch):
     """A private op whose semantics changed (here: it drops the bias) fails its probe: the
     linears take `F.linear`, packing keeps dense weights."""

@@ -5,7 +5,9 @@ A private op (`torch.ops.mkldnn._linear_pointwise`, `_reorder_linear_weight`,
 change its signature or semantics between torch releases without notice. Each is tried
 on tiny tensors the first time it is needed and its result checked against the plain
 PyTorch computation of the same thing; an op that raises or disagrees is not used (the
-caller takes its plain path) and one log line says so.
+caller takes its plain path) and one log line says so. Probes run outside autocast and
+autograd, whatever the caller's context: the first use is often inside a bf16 autocast
+region, where the plain side would be computed in bf16 and the real one in fp32.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def passes(name: str, real: Callable[[], torch.Tensor | tuple], plain: Callable[
     A failure is logged once (warning on the `tinyreason.kernels` logger) and cached as False."""
     if name not in _RESULTS:
         try:
-            got, want = real(), plain()
+            with torch.autocast("cpu", enabled=False), torch.no_grad():
+                got, want = real(), plain()
             got = got if isinstance(got, tuple) else (got,)
             want = want if isinstance(want, tuple) else (want,)
             ok = len(got) == len(want) and all(
