@@ -37,6 +37,7 @@ from tinyreason.errors import UserError
 from tinyreason.fileio import write_error
 
 LOCK_NAME = ".lock"
+RUN_LOGS = ("metrics.jsonl", "samples.jsonl")  # a run's per-step logs
 _STEP = re.compile(r"^step_(\d+)$")
 _RUN_STEP = re.compile(r"^step_\d+")  # official `step_N` files and our `step_0000010` folders
 # temporaries of fileio.atomic_write (`.name.XXXXXXXX.tmp`), lm.model.save_model (`.name.XXXXXXXX/`)
@@ -127,11 +128,18 @@ def holds_run(folder: str | os.PathLike) -> bool:
     if not folder.is_dir():
         return False
     for p in folder.iterdir():
-        if p.name in ("metrics.jsonl", "samples.jsonl") and p.is_file() and p.stat().st_size > 0:
+        if p.name in RUN_LOGS and p.is_file() and p.stat().st_size > 0:
             return True
         if p.name in ("checkpoints", "train_state.pt") or _RUN_STEP.match(p.name):
             return True
     return False
+
+
+def drop_run_logs(folder: str | os.PathLike) -> None:
+    """Remove a dead run's per-step logs (`RUN_LOGS`): a resume that finds no complete checkpoint
+    starts from step 0, and the old lines would repeat the steps it logs again."""
+    for name in RUN_LOGS:
+        (Path(folder) / name).unlink(missing_ok=True)
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:

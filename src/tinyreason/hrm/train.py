@@ -49,7 +49,7 @@ from tinyreason.hrm.sign_sgd import SparseEmbeddingSignSGD
 from tinyreason.hrm.train_config import TrainConfig, official_config
 from tinyreason.hrm.train_data import train_batches
 from tinyreason.puzzles.dataset import open_split
-from tinyreason.runguard import start_run
+from tinyreason.runguard import drop_run_logs, start_run
 from tinyreason.runlog import RunDir, console, make_progress, read_metrics
 
 STATE_FILE = "train_state.pt"
@@ -108,8 +108,7 @@ def resume_without_state(run: Path) -> None:
     if any(STEP_FILE.match(p.name) for p in run.glob("step_*")):
         raise UserError(f"{run} holds step_N checkpoints but no {STATE_FILE} to resume from: "
                         f"--overwrite to start over, or train into another folder")
-    for name in ("metrics.jsonl", "samples.jsonl"):
-        (run / name).unlink(missing_ok=True)
+    drop_run_logs(run)
 
 
 def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:

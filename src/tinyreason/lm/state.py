@@ -20,6 +20,7 @@ import torch
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json, read_torch
 from tinyreason.lm.model import save_model
+from tinyreason.runguard import drop_run_logs
 from tinyreason.runguard import prune_steps, step_number
 
 STATE_FILE = "trainer_state.pt"
@@ -139,9 +140,8 @@ def resume_training(run, model, optimizer, scheduler, rank: int, world_size: int
 
     ckpt = latest_checkpoint(run.path)
     if ckpt is None:
-        if run.is_main:  # the dead run's lines would repeat the steps this run logs again
-            for name in ("metrics.jsonl", "samples.jsonl"):
-                (run.path / name).unlink(missing_ok=True)
+        if run.is_main:
+            drop_run_logs(run.path)
         if rank == 0:
             console.print(f"--resume: no complete checkpoint in {run.path}/checkpoints, starting fresh")
         return None
