@@ -60,6 +60,16 @@ def test_steps_far_above_the_median_lower_threads_and_tell_once(monkeypatch):
     assert torch.get_num_threads() == 4
 
 
+def test_as_a_context_manager_it_restores_the_threads_when_the_loop_raises(monkeypatch):
+    dog, _ = watchdog(4, monkeypatch)
+    with pytest.raises(RuntimeError), dog:
+        for t in [3.0, 1.0, 1.0, 1.0, 1.0, 3.5, 3.5]:
+            dog.observe(t)
+        assert torch.get_num_threads() == 2
+        raise RuntimeError("a step failed")
+    assert torch.get_num_threads() == 4
+
+
 def test_a_slowdown_without_run_queue_wait_halves_the_threads(monkeypatch):
     wait = Wait()
     dog, said = watchdog(8, monkeypatch, wait)

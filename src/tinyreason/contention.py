@@ -80,7 +80,8 @@ class StepWatchdog:
 
     `observe(seconds)` once per step (the step's own wall time, without eval or checkpoint time);
     `close()` after the loop. With `enabled=False` (or on a GPU run) it does nothing. `say` gets
-    the one console line (None: silent, e.g. on non-main ranks)."""
+    the one console line (None: silent, e.g. on non-main ranks). As a context manager it closes
+    itself when the block ends, however it ends."""
 
     def __init__(self, enabled: bool = True, say: Callable[[str], None] | None = None, factor: float = 3.0,
                  max_waiting: float = 0.5, patience: int = 2, window: int = 20, warmup: int = 1,
@@ -144,6 +145,12 @@ class StepWatchdog:
                            f"process uses the cores")
             return {}
         return self._set(fewer_threads(self.threads, waited), what, waiting, slowdown)
+
+    def __enter__(self) -> StepWatchdog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # however the loop ends: a run that raises leaves no lowered thread count behind
 
     def close(self) -> None:
         """Restore the thread count the watchdog started with."""

@@ -153,8 +153,8 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
     model.train()
     carry = None
     batches = train_batches(data, cfg.global_batch_size, cfg.seed, info.rank, info.world_size, epoch, skip)
-    watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
-    with make_progress() as bar:
+    with make_progress() as bar, StepWatchdog(cfg.cpu_watchdog and device.type == "cpu",
+                                              console.print if info.is_main else None) as watchdog:
         task = bar.add_task("hrm train", total=total, completed=step, info="", visible=info.is_main)
         while step < total:
             t0 = time.perf_counter()
@@ -202,7 +202,6 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
                         resume.update(model=model.state_dict(), ema=ema.state_dict())
                     atomic_torch_save(resume, run / STATE_FILE)
                 dist.barrier()
-    watchdog.close()
     if info.is_main:
         plot_curves(run)
         console.print(f"done: {step} steps; checkpoints in {run}")

@@ -189,7 +189,8 @@ def _train(cfg: GRPOTrainConfig, tasks: dict[str, Task], load: Loader, held: con
     # the objects made so far (modules, imports: ~400k) outlive the loop: out of the collector's sight
     # until the run ends (`kernels.frozen_gc`, undone however it ends)
     held.enter_context(kernels.frozen_gc())
-    watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
+    watchdog = held.enter_context(StepWatchdog(cfg.cpu_watchdog and device.type == "cpu",
+                                               console.print if info.is_main else None))
     t_start, stop = time.perf_counter(), None
     step = start
     for step in range(start + 1, cfg.max_steps + 1):
@@ -258,7 +259,6 @@ def _train(cfg: GRPOTrainConfig, tasks: dict[str, Task], load: Loader, held: con
             stop = ("time_budget", f"{cfg.time_budget_min} min reached")
             break
 
-    watchdog.close()
     if stop is not None:
         stop_run(run, stop[0], stop[1], step, last_ckpt or latest_checkpoint(run.path))
     if info.is_main:

@@ -15,6 +15,7 @@ the trainers' own GPT-2 forward (`tinyreason.lm.causal`: HF's math, faster CPU k
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -187,12 +188,13 @@ def build_model(cfg: SFTConfig, train: list[ExampleLike], device, task_tokenizer
 
 def train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | None = None) -> int:
     """Train on the examples `load` reads from `train_data` (eval loss on `eval_data`); returns 0.
-    The kernels switch (`cfg.kernels`) holds for the run."""
-    with kernels.use(cfg.kernels):
-        return _train(cfg, load, task_tokenizer)
+    The kernels switch (`cfg.kernels`) and the watchdog's thread count hold for the run and are
+    undone when it ends, however it ends."""
+    with kernels.use(cfg.kernels), contextlib.ExitStack() as held:
+        return _train(cfg, load, task_tokenizer, held)
 
 
-def _train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | None = None) -> int:
+def _train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | None, held: contextlib.ExitStack) -> int:
     device = pick_device(cfg.device)
     if device.type == "cpu":
         kernels.keep_freed_memory()  # the next step reuses this step's freed tensors (no page faults)
@@ -232,7 +234,8 @@ def _train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | 
             console.print(EMULATED_BF16_NOTE)
 
     rows_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
-    watchdog = StepWatchdog(cfg.cpu_watchdog and device.type == "cpu", console.print if info.is_main else None)
+    watchdog = held.enter_context(StepWatchdog(cfg.cpu_watchdog and device.type == "cpu",
+                                               console.print if info.is_main else None))
     t_start = time.perf_counter()
     step = start
     for step in range(start + 1, cfg.max_steps + 1):
@@ -277,7 +280,6 @@ def _train(cfg: SFTConfig, load: Loader, task_tokenizer: Callable[[], object] | 
                           cfg.keep_checkpoints)
         if out_of_time:
             break
-    watchdog.close()
     if info.is_main:
         plot_curves(run.path, ["loss", "eval_loss", "lr", "grad_norm"], title=f"SFT {Path(cfg.run_dir).name}")
     run.close()
