@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Rebuild the embedded RookWorld model src/tinyreason/embedded/rookworld-tiny from scratch:
-# Stockfish self-play data -> character-level SFT -> copy the weights and data sets -> evaluate.
+# Stockfish self-play data -> character-level SFT in two stages -> copy the weights and data
+# sets -> evaluate.
 #
-#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~65 min on 2 CPU cores)
+#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~6 h on 2 CPU cores, most of
+#                                                   it the stage-2 data: run datagen on more cores,
+#                                                   or as shards on a cluster, to shorten it)
 #   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
 #   TOKENIZER=chess scripts/build_embedded_rookworld.sh   (step 2: whole UCI moves as tokens,
 #                    tinyreason.chess.tokenizer, instead of the default TOKENIZER=char)
@@ -22,11 +25,24 @@ DEST=src/tinyreason/embedded/rookworld-tiny
 TR="$PY -m tinyreason.cli"
 GEN="chess datagen --format compact --nodes 1500 --workers 2"
 mkdir -p "$WORK" "$DEST/data"
+
+ship_bf16() {  # RUN_DIR OUT: the run's last checkpoint with bf16 weights and no trainer state
+    $PY -c "
+import sys, torch
+from tinyreason.lm.model import load_model, save_model
+from tinyreason.lm.state import latest_checkpoint
+model, tok = load_model(latest_checkpoint(sys.argv[1]), device='cpu', dtype='float32')
+save_model(model.to(torch.bfloat16), tok, sys.argv[2])
+" "$1" "$2"
+}
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on shared cores one thread trains far faster than two
 
-# 1. data: 600 self-play games for SFT (~60k positions -> 60k policy + 60k env samples)
+# 1. data: 600 self-play games for SFT stage 1 (~60k positions -> 60k policy + 60k env samples)
 $TR $GEN --games 600 --seed 0 --out "$WORK/train.txt"
+#    1,723 more games for stage 2 (~172k positions; other seed; resumes after a kill, and
+#    `--shard K/N` splits it across machines: the shards concatenated equal this file)
+$TR $GEN --games 1723 --seed 100000 --out "$WORK/train2_raw.txt"
 #    held-out positions (other seed, 20 per game), GRPO prompts, mate-in-one positions
 $TR $GEN --games 24 --positions-per-game 20 --seed 1000 --out "$WORK/heldout_raw.txt"
 $TR $GEN --games 40 --positions-per-game 25 --seed 500 --out "$WORK/grpo_raw.txt"
@@ -36,6 +52,9 @@ $PY scripts/dedupe_positions.py "$WORK/grpo_raw.txt" "$WORK/grpo_prompts.txt" \
     --exclude "$WORK/train.txt" "$WORK/heldout.txt" --per-task 600
 $PY scripts/dedupe_positions.py "$WORK/mate_raw.txt" "$WORK/mate_in_one.txt" \
     --exclude "$WORK/train.txt" "$WORK/heldout.txt" "$WORK/grpo_prompts.txt"
+#    stage-2 data without the held-out, GRPO and mate positions (21 of 172k positions dropped)
+$PY scripts/dedupe_positions.py "$WORK/train2_raw.txt" "$WORK/train2.txt" \
+    --exclude "$WORK/heldout.txt" "$WORK/grpo_prompts.txt" "$WORK/mate_in_one.txt"
 
 # 2. initial model: GPT-2, 4 layers x 256, 4 heads, 256 positions, no dropout, character
 #    tokenizer over the training text (TOKENIZER=chess: the chess tokenizer, fixed vocabulary;
@@ -56,22 +75,23 @@ save_model(model, tok, sys.argv[2])
 #    SFT (configs/embedded/rookworld_tiny_sft.yaml: 8000 steps of 8 x 256 tokens, bf16 autocast)
 $TR chess sft --config configs/embedded/rookworld_tiny_sft.yaml model="$WORK/init" "train_data=[$WORK/train.txt]" \
     "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft" overwrite=true
+#    stage 2 (configs/embedded/rookworld_tiny_sft2.yaml: 18000 steps of 16 x 256 tokens on the
+#    stage-2 data, learning rate warmed up again) from stage 1's last checkpoint rounded to bf16
+#    (the weights shipped before stage 2 existed, which is where the shipped model's stage 2 began)
+ship_bf16 "$WORK/sft" "$WORK/stage1"
+$TR chess sft --config configs/embedded/rookworld_tiny_sft2.yaml model="$WORK/stage1" "train_data=[$WORK/train2.txt]" \
+    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft2" overwrite=true
 
 # 3. ship: the last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
 #    the dtype asked for, and evaluation and GRPO start from these weights), without the
 #    trainer state, plus the data sets
-CKPT=$($PY -c "from tinyreason.lm.state import latest_checkpoint as l; print(l('$WORK/sft'))")
-$PY -c "
-import sys, torch
-from tinyreason.lm.model import load_model, save_model
-model, tok = load_model(sys.argv[1], device='cpu', dtype='float32')
-save_model(model.to(torch.bfloat16), tok, sys.argv[2])
-" "$CKPT" "$WORK/shipped"
+ship_bf16 "$WORK/sft2" "$WORK/shipped"
 for f in config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json; do
     cp "$WORK/shipped/$f" "$DEST/$f"
 done
 cp "$WORK/heldout.txt" "$WORK/grpo_prompts.txt" "$WORK/mate_in_one.txt" "$DEST/data/"
 cp "$WORK/sft/curves.png" "$DEST/sft_curves.png"
+cp "$WORK/sft2/curves.png" "$DEST/sft2_curves.png"
 chmod a+r "$DEST"/*.* "$DEST"/data/*
 
 # 4. figures for the model card (greedy; centipawn loss with live Stockfish)
@@ -81,4 +101,4 @@ $TR chess eval --model embedded:rookworld-tiny --data tests/fixtures/rookworld/r
 $TR chess eval --model embedded:rookworld-tiny --data "$DEST/data/heldout.txt" \
     --mate-in-one "$DEST/data/mate_in_one.txt" --device cpu --dtype bfloat16 --batch-size 100 \
     --out "$WORK/eval_heldout.json"
-echo "built $DEST from $CKPT; evaluation figures in $WORK/eval_*.json"
+echo "built $DEST from $WORK/sft2; evaluation figures in $WORK/eval_*.json"

@@ -40,6 +40,14 @@ def test_text_fields_keep_raw_strings():
     assert cfg.name == "no" and cfg.out == Path("1e3")
 
 
+def test_null_on_an_optional_text_field_is_none():
+    # `train_split=null` once gave the split the text "null"; a required str field keeps it
+    for spelling in ("null", "~", "NULL"):
+        cfg = load_config(Cfg, None, {"out": spelling, "name": spelling})
+        assert cfg.out is None and cfg.name == spelling
+    assert load_config(Cfg, None, {"out": "nullx"}).out == Path("nullx")
+
+
 def test_unknown_key_is_one_line_error():
     with pytest.raises(UserError, match="unknown key 'optim.lrr'"):
         load_config(Cfg, None, {"optim.lrr": "1"})

@@ -102,6 +102,8 @@ def _parse_value(annotation: Any, raw: str | list[str], key: str = "") -> Any:
     if isinstance(raw, list):
         item = _list_item(annotation)
         return [r if _wants_text(item) else _yaml_scalar(r) for r in raw]
+    if raw in _YAML_NULLS and _allows_none(annotation):
+        return None  # `train_split=null` on an optional text field is None, as in a YAML file
     if _wants_text(annotation):
         return raw
     value = _yaml_scalar(raw)
@@ -114,6 +116,13 @@ def _parse_value(annotation: Any, raw: str | list[str], key: str = "") -> Any:
                             f"write {key}='[\"{raw}\"]' if you mean the text {raw!r}")
         return [raw if _wants_text(item) else value]
     return value
+
+
+_YAML_NULLS = ("null", "Null", "NULL", "~")
+
+
+def _allows_none(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
 
 
 def _yaml_scalar(raw: str) -> Any:

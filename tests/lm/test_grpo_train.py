@@ -217,18 +217,21 @@ def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path,
     assert sum(means) / len(means) < 0.0075 and max(means) < 0.01 and max(maxima) < 3, seen
 
 
-# `chess grpo` on the shipped model, recorded from the code before GRPO took tasks (commit 4e0265a):
+# `chess grpo` on the shipped model, recorded by the code before GRPO took tasks (commit 4e0265a, run
+# with the shipped weights of 2026-12-06):
 # the task plumbing (mix, rewards, weights, held-out metrics) must not move these numbers
 GOLDEN = [
-    {"step": 1, "reward_mean": -0.04125000000000001, "reward_std": 0.8328168637650348, "reward/policy/mean": -0.82,
-     "reward/env/mean": 0.7375, "reward/policy/policy_best_move": -1.0, "reward/env/env_fen_exact": 0.0,
-     "loss": 0.012837368296459317, "kl": 0.029597733387978113, "entropy": 0.4714558036622153,
-     "grad_norm": 0.5181769728660583, "completion_len_mean": 57.625, "frac_zero_std": 0.0},
-    {"step": 2, "reward_mean": -0.02, "reward_std": 0.7734154307818203, "reward/policy/mean": -0.74,
-     "reward/env/mean": 0.7, "reward/policy/policy_best_move": -1.0, "reward/env/env_fen_exact": 0.0,
-     "loss": 0.014343285467475653, "kl": 0.006813153811132332, "entropy": 0.3988031786541606,
-     "grad_norm": 0.45788562297821045, "completion_len_mean": 69.875, "frac_zero_std": 0.5},
-    {"step": 2, "eval/policy_legal_rate": 1.0, "eval/policy_format_rate": 0.0, "eval/env_fen_exact_rate": 0.0,
+    {"step": 1, "reward_mean": 0.27874999999999994, "reward_std": 0.850869872542212, "reward/policy/mean": -0.435,
+     "reward/env/mean": 0.9924999999999999, "reward/policy/policy_best_move": -1.0,
+     "reward/env/env_fen_exact": 0.25, "loss": 0.0008373431628569961, "kl": 0.0911737524944803,
+     "entropy": 0.36252162767493207, "grad_norm": 0.9528220891952515, "completion_len_mean": 57.5,
+     "frac_zero_std": 0.0},
+    {"step": 2, "reward_mean": 0.33624999999999994, "reward_std": 1.284211125277193,
+     "reward/policy/mean": -0.7899999999999999, "reward/env/mean": 1.4625000000000001,
+     "reward/policy/policy_best_move": -1.0, "reward/env/env_fen_exact": 0.75, "loss": -0.01475984649732709,
+     "kl": 0.01716373235948624, "entropy": 0.3187988171868, "grad_norm": 0.4894592761993408,
+     "completion_len_mean": 69.75, "frac_zero_std": 0.0},
+    {"step": 2, "eval/policy_legal_rate": 1.0, "eval/policy_format_rate": 0.5, "eval/env_fen_exact_rate": 0.5,
      "eval/n_policy": 2, "eval/n_env": 2},
 ]
 
