@@ -3,9 +3,9 @@
 # Stockfish self-play data -> character-level SFT in two stages -> copy the weights and data
 # sets -> evaluate.
 #
-#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~6 h on 2 CPU cores, most of
-#                                                   it the stage-2 data: run datagen on more cores,
-#                                                   or as shards on a cluster, to shorten it)
+#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~3-4 h on 2 CPU cores: data
+#                                                   ~1.2 h, SFT 51 + 75 min; datagen on more cores,
+#                                                   or as --shard K/N jobs on a cluster, shortens it)
 #   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
 #   TOKENIZER=chess scripts/build_embedded_rookworld.sh   (step 2: whole UCI moves as tokens,
 #                    tinyreason.chess.tokenizer, instead of the default TOKENIZER=char)
