@@ -55,3 +55,13 @@ def stockfish_path() -> str:
     if STOCKFISH is None:
         pytest.skip("no Stockfish binary found (set $STOCKFISH or apt-get install stockfish)")
     return STOCKFISH
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors and models gain nothing from a second thread, and on a shared 2-core box the
+    OpenMP barrier of every small op costs milliseconds; restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

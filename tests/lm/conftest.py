@@ -39,12 +39,5 @@ def tiny_model_dir(tmp_path_factory, rook_data) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core box the OpenMP
-    barrier of every small op costs milliseconds; restored after each test."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs at one torch thread (tests/conftest.py)."""
