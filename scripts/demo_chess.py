@@ -4,9 +4,10 @@
 
 Offline and on CPU: the model, the held-out positions, the GRPO prompts and the
 mate-in-one set ship in src/tinyreason/embedded/rookworld-tiny/ (data/ holds the sets;
-none of their positions occurs in the model's SFT data). Rewards need no engine (the
-reference candidates and python-chess decide); with Stockfish installed the evaluation
-adds the mean centipawn loss. Each model is evaluated twice: greedy, and sampled at the
+none of their positions occurs in the model's SFT data). With Stockfish installed, the GRPO
+reward `policy_move_quality` scores each best move by its centipawn loss and the evaluation
+adds the mean centipawn loss; without it the demo turns that reward off (the reference
+candidates and python-chess decide the others) and says so. Each model is evaluated twice: greedy, and sampled at the
 GRPO run's temperature (the policy GRPO actually trains). Prints a before/after table;
 OUT/chess/ holds the evaluations (JSON + per-sample records), the GRPO run (config,
 metrics.jsonl, samples, checkpoints, curves PNG) and summary.json.
@@ -73,7 +74,9 @@ def main(argv: list[str]) -> int:
     from rich.table import Table
 
     from tinyreason import cli
+    from tinyreason.chess.engine import find_stockfish
     from tinyreason.config import load_config
+    from tinyreason.errors import UserError
     from tinyreason.fileio import atomic_write_json
     from tinyreason.hub import EMBEDDED_DIR
     from tinyreason.lm.grpo_train import GRPOTrainConfig
@@ -99,9 +102,15 @@ def main(argv: list[str]) -> int:
 
     console.rule("2/3 GRPO from it (configs/demo_grpo.yaml)")
     run_dir = out / "grpo"
+    extra = [] if args.seed is None else [f"seed={args.seed}"]
+    try:
+        find_stockfish()
+    except UserError as e:
+        console.print(f"[yellow]{e}: GRPO runs without policy_move_quality[/]")
+        extra.append("reward_weights.policy.policy_move_quality=0")
     rc = cli.main(["chess", "grpo", "--config", str(GRPO_CONFIG), f"model={MODEL}",
                    f"train_data=[{data_dir / 'grpo_prompts.txt'}]", "train_split=null", "eval_split=null",
-                   f"run_dir={run_dir}", "resume=false", "overwrite=true"] + ([] if args.seed is None else [f"seed={args.seed}"]))
+                   f"run_dir={run_dir}", "resume=false", "overwrite=true"] + extra)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         console.print(f"[red]GRPO wrote no checkpoint (exit {rc}); see {run_dir}[/]")

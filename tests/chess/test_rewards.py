@@ -27,6 +27,8 @@ from tinyreason.chess.rewards import (
     policy_eval_error,
     policy_format,
     policy_legal_moves,
+    policy_move_quality,
+    policy_valid_best_move,
     score,
 )
 from tinyreason.errors import UserError
@@ -68,6 +70,18 @@ def test_policy_legal_moves_counts_distinct_legal_moves():
     got = policy_legal_moves([P] * 6, comps)
     assert got == pytest.approx([1.0, 0.25, 0.5, 0.0, 0.0, 0.0])
     assert DEFAULT_WEIGHTS["policy"]["policy_legal_moves"] == 0.0  # off unless a config weights it
+
+
+def test_policy_valid_best_move_keeps_credit_only_for_well_formed_answers():
+    comps = ["M: e2e4 d2d4 E: 0.3 0.3 B: e2e4",  # well formed, best: full credit
+             "M: e2e4 e2e4 E: 0.3 0.3 B: e2e4",  # the same best move after a repeated candidate: none
+             "M: e2e4 d2d4 E: 0.3 B: d2d4",  # an eval missing: none
+             "M: e2e4 e2e4 E: 0.3 0.3 B: e2e5",  # illegal stays -1 whatever the format
+             "M: a2a3 E: 0.0 B: a2a3"]  # well formed, outside the candidates: 0
+    got = policy_valid_best_move([P] * 5, comps, reference=[REF] * 5)
+    assert got == pytest.approx([1.0, 0.0, 0.0, -1.0, 0.0])
+    assert policy_best_move([P] * 5, comps, reference=[REF] * 5)[:3] == pytest.approx([1.0, 1.0, 1.0])
+    assert DEFAULT_WEIGHTS["policy"]["policy_valid_best_move"] == 0.0
 
 
 def test_policy_eval_error():
@@ -182,6 +196,19 @@ def test_live_engine_when_reference_has_no_candidates(stockfish_path):
         assert parts["policy_best_move"] == [1.0]
     finally:
         pool.close()
+
+
+def test_policy_move_quality_scores_every_legal_move_by_live_centipawn_loss(stockfish_path):
+    fen = "r1bqkbnr/pppp1ppp/2n5/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 2 3"  # Qxf7# wins
+    prompt = policy_prompt(fen)
+    comps = ["B: h5f7", "B: h5h6", "B: a2a3", "B: h5h8", ""]
+    with EnginePool(stockfish_path, size=1, nodes=3000) as pool:
+        got = policy_move_quality([prompt] * 5, comps, reference=[REF] * 5, engine=pool)  # reference unused
+        loss = pool.cp_loss(fen, "a2a3", clip=1000)
+    assert got[0] == 1.0 and got[1] == 0.0  # the mate; the queen hangs to the g-pawn (clipped loss 2000 cp)
+    assert got[2] == pytest.approx(max(0.0, 1 - loss / 300))
+    assert got[3:] == [-1.0, -1.0]  # illegal, missing
+    assert DEFAULT_WEIGHTS["policy"]["policy_move_quality"] == 0.0
 
 
 @pytest.mark.slow  # a fresh interpreter, two engines

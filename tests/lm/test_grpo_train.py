@@ -188,7 +188,7 @@ def test_two_process_gloo_run(tiny_model_dir, rook_data, tmp_path):
     assert samples and all(s["step"] in (1, 2) for s in samples)
 
 
-def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path, monkeypatch):
+def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path, monkeypatch, stockfish_path):
     """12 steps of the demo's GRPO (bf16, the shipped RookWorld model): before each update the
     policy's log-probs of the sampled tokens, from the update's own forward, agree with the
     sampler's within bf16 rounding. With attention scores rounded to bf16 in the update they
@@ -211,7 +211,7 @@ def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path,
     assert chess_grpo.main(["--config", str(config), "model=embedded:rookworld-tiny",
                             f"train_data=[{EMBEDDED_DIR / 'rookworld-tiny' / 'data' / 'grpo_prompts.txt'}]",
                             "train_split=null", "eval_split=null", f"run_dir={tmp_path / 'run'}", "max_steps=12",
-                            "save_every=0", "dtype=bfloat16"]) == 0
+                            "save_every=0", "dtype=bfloat16", f"stockfish={stockfish_path}"]) == 0
     means, maxima = zip(*seen)
     assert len(seen) == 12
     assert sum(means) / len(means) < 0.0075 and max(means) < 0.01 and max(maxima) < 3, seen

@@ -112,6 +112,34 @@ def policy_best_move(prompts, completions, reference=None, engine=None, **_) -> 
     return out
 
 
+def policy_move_quality(prompts, completions, engine=None, **_) -> list[float]:
+    """[-1, 1]: -1 when `B:` is missing, malformed or illegal; a legal move scores
+    max(0, 1 - centipawn loss / 300) by live Stockfish, evals clipped to +-10 pawns as the
+    eval's centipawn loss is. Dense where `policy_best_move` is not: it gives every legal move
+    outside the reference's five candidates 0, a blunder as much as a sound move (off by
+    default: weight 0; costs one engine analysis per distinct (position, move))."""
+    out = []
+    for p, c in zip(prompts, completions):
+        r = _policy(p, c)
+        if r.board is None:
+            raise UserError(f"reward: policy prompt without a valid FEN: {_text(p)[:100]!r}")
+        if not r.best_legal:
+            out.append(-1.0)
+            continue
+        loss = _pool(engine).cp_loss(r.board.fen(), r.best, clip=int(EVAL_CLIP * 100))  # type: ignore[arg-type]
+        out.append(max(0.0, 1.0 - loss / CP_LOSS_SCALE))
+    return out
+
+
+def policy_valid_best_move(prompts, completions, reference=None, engine=None, **_) -> list[float]:
+    """[-1, 1]: `policy_best_move`, keeping its positive credit only for a well-formed answer
+    (the eval's format-valid: distinct moves, one eval each, in order, nothing trailing).
+    Small models repeat a candidate move under greedy decoding; `policy_format` charges such
+    a list 0.04, this takes the whole best-move credit (off by default: weight 0)."""
+    best = policy_best_move(prompts, completions, reference=reference, engine=engine)
+    return [b if b <= 0 or _policy(p, c).well_formed else 0.0 for p, c, b in zip(prompts, completions, best)]
+
+
 def policy_legal_moves(prompts, completions, **_) -> list[float]:
     """[0, 1]: distinct legal moves among the `M:` moves / number of moves listed (repeats and
     illegal moves cost; 0 without moves). A dense legality signal for weak models, whose
@@ -239,14 +267,15 @@ def env_outcome(prompts, completions, reference=None, **_) -> list[float]:
 REWARD_FUNCS: dict[str, dict[str, Callable[..., list[float]]]] = {
     "policy": {"policy_format": policy_format, "policy_best_move": policy_best_move,
                "policy_candidates": policy_candidates, "policy_eval_error": policy_eval_error,
-               "policy_legal_moves": policy_legal_moves},
+               "policy_legal_moves": policy_legal_moves, "policy_valid_best_move": policy_valid_best_move,
+               "policy_move_quality": policy_move_quality},
     "env": {"env_format": env_format, "env_fen_exact": env_fen_exact,
             "env_fen_fields": env_fen_fields, "env_outcome": env_outcome, "env_fen_ranks": env_fen_ranks},
 }
 
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "policy": {"policy_format": 0.2, "policy_best_move": 1.0, "policy_candidates": 0.3, "policy_eval_error": 0.2,
-               "policy_legal_moves": 0.0},
+               "policy_legal_moves": 0.0, "policy_valid_best_move": 0.0, "policy_move_quality": 0.0},
     "env": {"env_format": 0.2, "env_fen_exact": 1.0, "env_fen_fields": 0.3, "env_outcome": 0.3, "env_fen_ranks": 0.0},
 }
 
