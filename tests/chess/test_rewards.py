@@ -230,7 +230,8 @@ def test_shared_pool_when_no_engine_is_passed_and_the_process_still_exits(stockf
 @pytest.mark.slow  # a fresh interpreter, one engine
 def test_configured_shared_pool_uses_the_configured_engine(stockfish_path):
     # `chess grpo` passes its `stockfish`/`engine_nodes`/`engine_workers` settings this way;
-    # nothing starts until a reward needs the engine, and later configuration is refused.
+    # nothing starts until a reward needs the engine; the same settings again keep the running
+    # pool, other settings (the next run in this process) close it and take effect on next use.
     code = (
         "import os; os.environ.pop('STOCKFISH', None); os.environ['PATH'] = ''\n"
         "from tinyreason.chess.engine import configure_shared_pool, shared_pool\n"
@@ -239,7 +240,11 @@ def test_configured_shared_pool_uses_the_configured_engine(stockfish_path):
         "assert engine._shared is None\n"
         "pool = shared_pool()\n"
         "print(len(pool._engines), pool.limit.nodes)\n"
-        "try:\n    configure_shared_pool('/elsewhere')\nexcept RuntimeError:\n    print('refused')\n"
+        f"configure_shared_pool({stockfish_path!r}, size=1, nodes=321)\n"
+        "print(shared_pool() is pool)\n"
+        f"configure_shared_pool({stockfish_path!r}, size=1, nodes=654)\n"
+        "print(engine._shared is None, pool._engines == [])\n"
+        "print(shared_pool().limit.nodes)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.split() == ["1", "321", "refused"], proc.stderr
+    assert proc.returncode == 0 and proc.stdout.split() == ["1", "321", "True", "True", "True", "654"], proc.stderr

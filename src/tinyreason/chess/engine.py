@@ -198,18 +198,24 @@ class EnginePool:
 _shared: EnginePool | None = None
 _shared_lock = threading.Lock()
 _shared_settings: dict = {"path": None, "size": 2, "nodes": 20000}
+_shared_started_with: dict = {}  # the settings the running pool was started with
 
 
 def configure_shared_pool(path: str | None = None, size: int = 2, nodes: int = 20000) -> None:
     """Settings the shared pool is started with on first use (e.g. from a GRPO config).
 
     Nothing is started here, so a run whose references carry Stockfish's candidates never
-    needs the binary.
+    needs the binary. A pool already running with other settings (an earlier run in the same
+    process: tests, notebooks) is closed, so the next use starts one with these; call it
+    between runs, not while another thread's rewards use the pool.
     """
+    global _shared
     with _shared_lock:
-        if _shared is not None:
-            raise RuntimeError("the shared engine pool is already running; configure it before first use")
-        _shared_settings.update(path=path, size=size, nodes=nodes)
+        settings = {"path": path, "size": size, "nodes": nodes}
+        if _shared is not None and settings != _shared_started_with:
+            _shared.close()
+            _shared = None
+        _shared_settings.update(settings)
 
 
 def shared_pool(path: str | None = None, size: int | None = None, nodes: int | None = None) -> EnginePool:
@@ -225,6 +231,8 @@ def shared_pool(path: str | None = None, size: int | None = None, nodes: int | N
             settings = dict(_shared_settings)
             settings.update({k: v for k, v in (("path", path), ("size", size), ("nodes", nodes)) if v is not None})
             _shared = pool = EnginePool(settings["path"], size=settings["size"], nodes=settings["nodes"])
+            _shared_started_with.clear()
+            _shared_started_with.update(settings)
 
             def close_after_main() -> None:
                 threading.main_thread().join()
