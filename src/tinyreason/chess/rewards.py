@@ -88,6 +88,19 @@ def policy_format(prompts, completions, **_) -> list[float]:
     return out
 
 
+def _checked_policy(prompt: object, completion: object) -> PolicyParse:
+    r = _policy(prompt, completion)
+    if r.board is None:
+        raise UserError(f"reward: policy prompt without a valid FEN: {_text(prompt)[:100]!r}")
+    return r
+
+
+def _live_quality(engine, r: PolicyParse, clip: int | None = None) -> float:
+    """max(0, 1 - centipawn loss / 300) of r's legal best move by live Stockfish."""
+    loss = _pool(engine).cp_loss(r.board.fen(), r.best, clip=clip)  # type: ignore[union-attr, arg-type]
+    return max(0.0, 1.0 - loss / CP_LOSS_SCALE)
+
+
 def policy_best_move(prompts, completions, reference=None, engine=None, **_) -> list[float]:
     """[-1, 1]: -1 when `B:` is missing, malformed or illegal. A legal move scores by its rank
     among the reference's candidates ordered by eval: 1 - (#strictly better)/n (1.0, 0.8, …,
@@ -95,9 +108,7 @@ def policy_best_move(prompts, completions, reference=None, engine=None, **_) -> 
     max(0, 1 - centipawn loss / 300)."""
     out = []
     for p, c, ref in zip(prompts, completions, _refs(reference, len(completions))):
-        r = _policy(p, c)
-        if r.board is None:
-            raise UserError(f"reward: policy prompt without a valid FEN: {_text(p)[:100]!r}")
+        r = _checked_policy(p, c)
         if not r.best_legal:
             out.append(-1.0)
             continue
@@ -107,8 +118,7 @@ def policy_best_move(prompts, completions, reference=None, engine=None, **_) -> 
             better = sum(1 for v in cands.values() if mine is not None and v > mine)
             out.append(0.0 if mine is None else 1.0 - better / len(cands))
         else:
-            loss = _pool(engine).cp_loss(r.board.fen(), r.best)  # type: ignore[arg-type]
-            out.append(max(0.0, 1.0 - loss / CP_LOSS_SCALE))
+            out.append(_live_quality(engine, r))
     return out
 
 
@@ -118,17 +128,8 @@ def policy_move_quality(prompts, completions, engine=None, **_) -> list[float]:
     eval's centipawn loss is. Dense where `policy_best_move` is not: it gives every legal move
     outside the reference's five candidates 0, a blunder as much as a sound move (off by
     default: weight 0; costs one engine analysis per distinct (position, move))."""
-    out = []
-    for p, c in zip(prompts, completions):
-        r = _policy(p, c)
-        if r.board is None:
-            raise UserError(f"reward: policy prompt without a valid FEN: {_text(p)[:100]!r}")
-        if not r.best_legal:
-            out.append(-1.0)
-            continue
-        loss = _pool(engine).cp_loss(r.board.fen(), r.best, clip=int(EVAL_CLIP * 100))  # type: ignore[arg-type]
-        out.append(max(0.0, 1.0 - loss / CP_LOSS_SCALE))
-    return out
+    checked = [_checked_policy(p, c) for p, c in zip(prompts, completions)]
+    return [_live_quality(engine, r, clip=int(EVAL_CLIP * 100)) if r.best_legal else -1.0 for r in checked]
 
 
 def policy_valid_best_move(prompts, completions, reference=None, engine=None, **_) -> list[float]:
