@@ -54,6 +54,19 @@ def run_eval(model: str, data_dir: Path, out: Path, name: str, temperature: floa
     return json.loads((out / f"{name}.json").read_text())
 
 
+def engine_overrides(say) -> list[str]:
+    """GRPO overrides for a machine without Stockfish: `policy_move_quality` off (said via `say`)."""
+    from tinyreason.chess.engine import find_stockfish
+    from tinyreason.errors import UserError
+
+    try:
+        find_stockfish()
+    except UserError as e:
+        say(f"[yellow]{e}: GRPO runs without policy_move_quality[/]")
+        return ["reward_weights.policy.policy_move_quality=0"]
+    return []
+
+
 def fmt(key: str, value) -> str:
     if value is None:
         return "n/a"
@@ -74,9 +87,7 @@ def main(argv: list[str]) -> int:
     from rich.table import Table
 
     from tinyreason import cli
-    from tinyreason.chess.engine import find_stockfish
     from tinyreason.config import load_config
-    from tinyreason.errors import UserError
     from tinyreason.fileio import atomic_write_json
     from tinyreason.hub import EMBEDDED_DIR
     from tinyreason.lm.grpo_train import GRPOTrainConfig
@@ -102,12 +113,7 @@ def main(argv: list[str]) -> int:
 
     console.rule("2/3 GRPO from it (configs/demo_grpo.yaml)")
     run_dir = out / "grpo"
-    extra = [] if args.seed is None else [f"seed={args.seed}"]
-    try:
-        find_stockfish()
-    except UserError as e:
-        console.print(f"[yellow]{e}: GRPO runs without policy_move_quality[/]")
-        extra.append("reward_weights.policy.policy_move_quality=0")
+    extra = ([] if args.seed is None else [f"seed={args.seed}"]) + engine_overrides(console.print)
     rc = cli.main(["chess", "grpo", "--config", str(GRPO_CONFIG), f"model={MODEL}",
                    f"train_data=[{data_dir / 'grpo_prompts.txt'}]", "train_split=null", "eval_split=null",
                    f"run_dir={run_dir}", "resume=false", "overwrite=true"] + extra)
