@@ -8,8 +8,8 @@ none of their positions occurs in the model's SFT data). With Stockfish installe
 reward `policy_move_quality` scores each best move by its centipawn loss and the evaluation
 adds the mean centipawn loss; without it the demo turns that reward off (the reference
 candidates and python-chess decide the others) and says so. Each model is evaluated twice:
-greedy, and sampled at the GRPO run's temperature (the policy GRPO actually trains). Prints a before/after table;
-OUT/chess/ holds the evaluations (JSON + per-sample records), the GRPO run (config,
+greedy, and sampled at the GRPO run's temperature (the policy GRPO actually trains). Prints a
+before/after table; OUT/chess/ holds the evaluations (JSON + per-sample records), the GRPO run (config,
 metrics.jsonl, samples, checkpoints, curves PNG) and summary.json.
 """
 

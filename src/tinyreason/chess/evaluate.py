@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from tinyreason import kernels
 from tinyreason.chess import eval_metrics as em
 from tinyreason.chess.data import Sample, load_samples
+from tinyreason.chess.rewards import CP_CLIP  # evals clipped to +-10 pawns before differencing
 from tinyreason.config import StrictModel, parse_command
 from tinyreason.device import DeviceName, DtypeName, pick_device, pick_dtype
 from tinyreason.errors import UserError
@@ -32,7 +33,6 @@ from tinyreason.fileio import atomic_write_json, atomic_write_text
 from tinyreason.runguard import refuse_same
 from tinyreason.runlog import console, make_progress
 
-CP_CLIP = 1000  # centipawns: evals are clipped to +-10 pawns before differencing (as lichess)
 
 
 class EvalConfig(StrictModel):

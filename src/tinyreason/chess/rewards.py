@@ -31,6 +31,7 @@ from tinyreason.chess.formats import (
 from tinyreason.errors import UserError
 
 EVAL_CLIP = 10.0  # pawns; mates (±999.xx) compare as ±10
+CP_CLIP = int(EVAL_CLIP * 100)  # the same clip in centipawns, for live centipawn losses (as lichess)
 EVAL_SCALE = 2.0  # pawns of error that bring a candidate's eval credit to 0
 CP_LOSS_SCALE = 300.0  # centipawns lost that bring live best-move quality to 0
 
@@ -106,20 +107,20 @@ def policy_best_move(prompts, completions, reference=None, engine=None, **_) -> 
     among the reference's candidates ordered by eval: 1 - (#strictly better)/n (1.0, 0.8, …,
     0.2 for five), 0.0 outside them; without reference candidates, by live Stockfish:
     max(0, 1 - centipawn loss / 300)."""
-    out = []
-    for p, c, ref in zip(prompts, completions, _refs(reference, len(completions))):
-        r = _checked_policy(p, c)
-        if not r.best_legal:
-            out.append(-1.0)
-            continue
-        cands = parse_policy(ref).candidates() if ref else {}
-        if cands:
-            mine = cands.get(r.best)
-            better = sum(1 for v in cands.values() if mine is not None and v > mine)
-            out.append(0.0 if mine is None else 1.0 - better / len(cands))
-        else:
-            out.append(_live_quality(engine, r))
-    return out
+    refs = _refs(reference, len(completions))
+    return [_best_move_credit(_checked_policy(p, c), ref, engine) for p, c, ref in zip(prompts, completions, refs)]
+
+
+def _best_move_credit(r: PolicyParse, ref: str | None, engine) -> float:
+    """`policy_best_move` of one parsed completion."""
+    if not r.best_legal:
+        return -1.0
+    cands = parse_policy(ref).candidates() if ref else {}
+    if not cands:
+        return _live_quality(engine, r)
+    mine = cands.get(r.best)
+    better = sum(1 for v in cands.values() if mine is not None and v > mine)
+    return 0.0 if mine is None else 1.0 - better / len(cands)
 
 
 def policy_move_quality(prompts, completions, engine=None, **_) -> list[float]:
@@ -129,7 +130,7 @@ def policy_move_quality(prompts, completions, engine=None, **_) -> list[float]:
     outside the reference's five candidates 0, a blunder as much as a sound move (off by
     default: weight 0; costs one engine analysis per distinct (position, move))."""
     checked = [_checked_policy(p, c) for p, c in zip(prompts, completions)]
-    return [_live_quality(engine, r, clip=int(EVAL_CLIP * 100)) if r.best_legal else -1.0 for r in checked]
+    return [_live_quality(engine, r, clip=CP_CLIP) if r.best_legal else -1.0 for r in checked]
 
 
 def policy_valid_best_move(prompts, completions, reference=None, engine=None, **_) -> list[float]:
@@ -137,8 +138,12 @@ def policy_valid_best_move(prompts, completions, reference=None, engine=None, **
     (the eval's format-valid: distinct moves, one eval each, in order, nothing trailing).
     Small models repeat a candidate move under greedy decoding; `policy_format` charges such
     a list 0.04, this takes the whole best-move credit (off by default: weight 0)."""
-    best = policy_best_move(prompts, completions, reference=reference, engine=engine)
-    return [b if b <= 0 or _policy(p, c).well_formed else 0.0 for p, c, b in zip(prompts, completions, best)]
+    out = []
+    for p, c, ref in zip(prompts, completions, _refs(reference, len(completions))):
+        r = _checked_policy(p, c)
+        best = _best_move_credit(r, ref, engine)
+        out.append(best if best <= 0 or r.well_formed else 0.0)
+    return out
 
 
 def policy_legal_moves(prompts, completions, **_) -> list[float]:
