@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Rebuild the embedded RookWorld model src/tinyreason/embedded/rookworld-tiny from scratch:
-# Stockfish self-play data -> character-level SFT in two stages -> copy the weights and data
-# sets -> evaluate.
+# Stockfish self-play data -> character-level SFT in two stages -> GRPO (stage 3) -> copy the
+# weights and data sets -> evaluate.
 #
-#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~3-4 h on 2 CPU cores: data
-#                                                   ~1.2 h, SFT 51 + 75 min; datagen on more cores,
-#                                                   or as --shard K/N jobs on a cluster, shortens it)
+#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~5-6 h on 2 CPU cores: data
+#                                                   ~1.2 h, SFT 51 + 75 min, GRPO ~1.5-2 h; datagen
+#                                                   on more cores, or as --shard K/N jobs on a
+#                                                   cluster, shortens it)
 #   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
 #   TOKENIZER=chess scripts/build_embedded_rookworld.sh   (step 2: whole UCI moves as tokens,
 #                    tinyreason.chess.tokenizer, instead of the default TOKENIZER=char)
 #
 # Every step is deterministic for its seed (datagen uses node limits, so its output is
-# byte-identical for any --workers; SFT runs a fixed number of steps with a fixed seed);
+# byte-identical for any --workers; SFT and GRPO run a fixed number of steps with a fixed seed);
 # only wall times differ between machines. The held-out, GRPO and mate-in-one sets come
 # from other seeds and are filtered so that none of their positions occurs in the SFT data
 # (scripts/dedupe_positions.py). Figures for the model card are in $WORK/eval_*.json.
@@ -82,23 +83,33 @@ ship_bf16 "$WORK/sft" "$WORK/stage1"
 $TR chess sft --config configs/embedded/rookworld_tiny_sft2.yaml model="$WORK/stage1" "train_data=[$WORK/train2.txt]" \
     "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft2" overwrite=true
 
-# 3. ship: the last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
-#    the dtype asked for, and evaluation and GRPO start from these weights), without the
-#    trainer state, plus the data sets
-ship_bf16 "$WORK/sft2" "$WORK/shipped"
+# 3. GRPO (configs/rookworld_tiny_grpo_long.yaml, the longer GRPO recipe, one thread) from
+#    stage 2's last checkpoint rounded to bf16, on the stage-2 positions: 4,095 steps, the count
+#    the shipped run reached in its 110-minute budget (a constant lr, so the step cap alone
+#    does not change the run). It makes greedy answers well formed (model card, "Stage 3").
+ship_bf16 "$WORK/sft2" "$WORK/stage2"
+$TR chess grpo --config configs/rookworld_tiny_grpo_long.yaml model="$WORK/stage2" "train_data=[$WORK/train2.txt]" \
+    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/grpo" max_steps=4095 \
+    time_budget_min=null overwrite=true
+
+# 4. ship: the last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
+#    the dtype asked for, and evaluation and the demo's GRPO start from these weights), without
+#    the trainer state, plus the data sets
+ship_bf16 "$WORK/grpo" "$WORK/shipped"
 for f in config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json; do
     cp "$WORK/shipped/$f" "$DEST/$f"
 done
 cp "$WORK/heldout.txt" "$WORK/grpo_prompts.txt" "$WORK/mate_in_one.txt" "$DEST/data/"
 cp "$WORK/sft/curves.png" "$DEST/sft_curves.png"
 cp "$WORK/sft2/curves.png" "$DEST/sft2_curves.png"
+cp "$WORK/grpo/curves.png" "$DEST/grpo_stage3_curves.png"
 chmod a+r "$DEST"/*.* "$DEST"/data/*
 
-# 4. figures for the model card (greedy; centipawn loss with live Stockfish)
+# 5. figures for the model card (greedy; centipawn loss with live Stockfish)
 $TR chess eval --model embedded:rookworld-tiny --data tests/fixtures/rookworld/rook_val_400.txt \
     --prompt-format compact --device cpu --dtype bfloat16 --batch-size 100 \
     --out "$WORK/eval_rook_val_400.json"
 $TR chess eval --model embedded:rookworld-tiny --data "$DEST/data/heldout.txt" \
     --mate-in-one "$DEST/data/mate_in_one.txt" --device cpu --dtype bfloat16 --batch-size 100 \
     --out "$WORK/eval_heldout.json"
-echo "built $DEST from $WORK/sft2; evaluation figures in $WORK/eval_*.json"
+echo "built $DEST from $WORK/grpo; evaluation figures in $WORK/eval_*.json"
