@@ -35,7 +35,7 @@ higher/lower). Each TRL run also checks TRL's `_compute_loss` against ours on a 
 evaluations, result.json), OUT/results.json and OUT/table.md; a rerun skips the runs whose
 result.json exists (and stops if one was made with other settings). TRL is an optional extra: `.venv/bin/pip install "trl>=0.20"`.
 
-    .venv/bin/python benchmarks/grpo_learning_vs_trl.py [--steps 100] [--seeds 0,1,2] [--jobs 2]
+    .venv/bin/python benchmarks/grpo_learning_vs_trl.py [--steps 100] [--seeds 0,1,2,3,4] [--jobs 2]
         [--out runs/grpo_learning_vs_trl] [--eval-limit 800] [--windows 4]
 """
 
@@ -433,7 +433,7 @@ def table_md(rows: list[dict], header: list[str]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100, help="GRPO steps per run")
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, each run on both sides")
+    ap.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds, each run on both sides")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (each one thread)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "grpo_learning_vs_trl"))
     ap.add_argument("--eval-limit", type=int, default=800, help="held-out samples (and mate positions) per eval")
