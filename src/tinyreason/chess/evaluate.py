@@ -34,7 +34,6 @@ from tinyreason.runguard import refuse_same
 from tinyreason.runlog import console, make_progress
 
 
-
 class EvalConfig(StrictModel):
     """Evaluate a RookWorld LM (policy, environment and mate-in-one tasks)."""
 
