@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the embedded RookWorld model src/tinyreason/embedded/rookworld-tiny from scratch:
-# Stockfish self-play data -> character-level SFT in two stages -> GRPO (stage 3) -> copy the
-# weights and data sets -> evaluate.
+# Stockfish self-play data -> character-level SFT in two stages -> GRPO from stage 2 (stage 3)
+# and a longer SFT from stage 2 (stage 4) -> both changes added to stage 2 (stage 5, task
+# arithmetic) -> a short GRPO run (stage 6, shipped) -> copy the weights and data sets -> evaluate.
 #
-#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~5-6 h on 2 CPU cores: data
-#                                                   ~1.2 h, SFT 51 + 75 min, GRPO ~1.5-2 h; datagen
-#                                                   on more cores, or as --shard K/N jobs on a
-#                                                   cluster, shortens it)
+#   scripts/build_embedded_rookworld.sh            (needs Stockfish; ~6-7 h on 2 CPU cores: data
+#                                                   ~1.2 h, SFT 51 + 75 + 45 min, GRPO ~1.5-2 h +
+#                                                   5 min; datagen on more cores, or as --shard K/N
+#                                                   jobs on a cluster, shortens it)
 #   WORK=/tmp/rw PY=python scripts/build_embedded_rookworld.sh
 #   TOKENIZER=chess scripts/build_embedded_rookworld.sh   (step 2: whole UCI moves as tokens,
 #                    tinyreason.chess.tokenizer, instead of the default TOKENIZER=char)
@@ -91,11 +92,29 @@ ship_bf16 "$WORK/sft2" "$WORK/stage2"
 $TR chess grpo --config configs/rookworld_tiny_grpo_long.yaml model="$WORK/stage2" "train_data=[$WORK/train2.txt]" \
     "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/grpo" max_steps=4095 \
     time_budget_min=null overwrite=true
+ship_bf16 "$WORK/grpo" "$WORK/stage3"
 
-# 4. ship: the last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
+# 4. a longer SFT from stage 2 (stage 4): 10,000 more steps on the stage-2 data, lr warmed up again
+#    to 5e-4 (better chess and next-FEN answers, but greedy answers still repeat a move)
+$TR chess sft --config configs/embedded/rookworld_tiny_sft2.yaml model="$WORK/stage2" "train_data=[$WORK/train2.txt]" \
+    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/sft3" lr=5e-4 warmup_steps=100 \
+    max_steps=10000 eval_every=2000 seed=1 overwrite=true
+ship_bf16 "$WORK/sft3" "$WORK/stage4"
+
+# 5. task arithmetic (stage 5): stage 2 + 0.75 x (stage 3 - stage 2) + 1 x (stage 4 - stage 2), so the
+#    GRPO stage's well-formed answers and the longer SFT's chess meet in one model. The weights 0.75
+#    and 1 were chosen on the GRPO prompt set (data/grpo_prompts.txt), not on the held-out set.
+$PY scripts/merge_task_vectors.py "$WORK/stage2" "$WORK/stage5" --add "$WORK/stage3" 0.75 --add "$WORK/stage4" 1
+
+# 6. GRPO from stage 5 (stage 6): the longer GRPO recipe for 200 steps (chosen like the weights above)
+$TR chess grpo --config configs/rookworld_tiny_grpo_long.yaml model="$WORK/stage5" "train_data=[$WORK/train2.txt]" \
+    "eval_data=[$WORK/heldout.txt]" train_split=null eval_split=null run_dir="$WORK/grpo6" max_steps=200 \
+    time_budget_min=null overwrite=true
+
+# 7. ship: stage 6's last checkpoint with bf16 weights (6.5 MB instead of 13; load_model upcasts to
 #    the dtype asked for, and evaluation and the demo's GRPO start from these weights), without
 #    the trainer state, plus the data sets
-ship_bf16 "$WORK/grpo" "$WORK/shipped"
+ship_bf16 "$WORK/grpo6" "$WORK/shipped"
 for f in config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json; do
     cp "$WORK/shipped/$f" "$DEST/$f"
 done
@@ -103,13 +122,15 @@ cp "$WORK/heldout.txt" "$WORK/grpo_prompts.txt" "$WORK/mate_in_one.txt" "$DEST/d
 cp "$WORK/sft/curves.png" "$DEST/sft_curves.png"
 cp "$WORK/sft2/curves.png" "$DEST/sft2_curves.png"
 cp "$WORK/grpo/curves.png" "$DEST/grpo_stage3_curves.png"
+cp "$WORK/sft3/curves.png" "$DEST/sft3_curves.png"
+cp "$WORK/grpo6/curves.png" "$DEST/grpo_stage6_curves.png"
 chmod a+r "$DEST"/*.* "$DEST"/data/*
 
-# 5. figures for the model card (greedy; centipawn loss with live Stockfish)
+# 8. figures for the model card (greedy; centipawn loss with live Stockfish)
 $TR chess eval --model embedded:rookworld-tiny --data tests/fixtures/rookworld/rook_val_400.txt \
     --prompt-format compact --device cpu --dtype bfloat16 --batch-size 100 \
     --out "$WORK/eval_rook_val_400.json"
 $TR chess eval --model embedded:rookworld-tiny --data "$DEST/data/heldout.txt" \
     --mate-in-one "$DEST/data/mate_in_one.txt" --device cpu --dtype bfloat16 --batch-size 100 \
     --out "$WORK/eval_heldout.json"
-echo "built $DEST from $WORK/grpo; evaluation figures in $WORK/eval_*.json"
+echo "built $DEST from $WORK/grpo6; evaluation figures in $WORK/eval_*.json"
