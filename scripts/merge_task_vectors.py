@@ -28,11 +28,12 @@ def merge(base: dict[str, torch.Tensor], terms: list[tuple[dict[str, torch.Tenso
     """base + sum_i w_i * (sd_i - base), key by key, in fp32. All state dicts must have base's keys and shapes."""
     out = {}
     for key, b in base.items():
-        acc = b.float()
+        b = b.float()
+        acc = b
         for sd, w in terms:
             if key not in sd or sd[key].shape != b.shape:
                 raise UserError(f"models differ at '{key}': a task vector needs the base's architecture")
-            acc = acc + w * (sd[key].float() - b.float())
+            acc = acc + w * (sd[key].float() - b)
         out[key] = acc
     return out
 
