@@ -3,25 +3,19 @@ wrapper and the position-id hook (none of them needs TRL; building TRL's GRPOCon
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from script_module import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "rookworld"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("grpo_learning_vs_trl", ROOT / "benchmarks" / "grpo_learning_vs_trl.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load()
+bench = load_script("benchmarks/grpo_learning_vs_trl.py")
 
 
 def demo_cfg(*extra: str):

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from tinyreason.chess import engine
 from tinyreason.config import load_config
 from tinyreason.lm.grpo_train import GRPOTrainConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+from script_module import load_script
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location("demo_chess", ROOT / "scripts" / "demo_chess.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/demo_chess.py")
 
 
 def test_without_stockfish_the_demo_turns_the_engine_reward_off(monkeypatch, tmp_path):

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from tinyreason.errors import UserError
 from tinyreason.lm.model import load_model, random_model, save_model, train_char_tokenizer
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("merge_task_vectors", ROOT / "scripts" / "merge_task_vectors.py")
-mtv = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mtv)
+from script_module import load_script
+
+mtv = load_script("scripts/merge_task_vectors.py")
 
 TINY = dict(n_layer=1, n_embd=16, n_head=2, n_positions=32)
 
