@@ -103,14 +103,21 @@ def test_env_known_fen():
     s = summarize_env([rec, wrong])
     assert s["fen_exact_rate"] == 0.5 and s["fen_field_accuracy"] == pytest.approx((6 + 4) / 12)
     assert s["fen_side_accuracy"] == 0.5 and s["reward_accuracy"] == 1.0
+    assert s["legal_move_fen_exact_rate"] == 0.5
+    assert s["illegal_move_n"] == 0 and s["illegal_move_fen_exact_rate"] is None
 
 
 def test_env_illegal_and_mating_moves():
     illegal = f"A: {START}+e2e5+e2e5+"
-    rec = score_env(illegal, f"{START}+-1.0+0+1")
-    assert rec.exact
+    kept = score_env(illegal, f"{START}+-1.0+0+1")
+    assert kept.exact and kept.illegal_move
     rec = score_env(illegal, "rnbqkbnr/pppppppp/8/4P3/8/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1+0.001+0+0")
     assert not (rec.fen_exact or rec.reward_ok or rec.truncated_ok) and rec.terminated_ok
+    legal = score_env(f"A: {START}+e2e4+e2e4+", "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1+0.001+0+0")
+    assert not legal.illegal_move
+    s = summarize_env([kept, rec, rec, legal])  # the illegal move kept once, played twice
+    assert s["illegal_move_n"] == 3 and s["illegal_move_fen_exact_rate"] == pytest.approx(1 / 3)
+    assert s["legal_move_fen_exact_rate"] == 1.0 and s["fen_exact_rate"] == 0.5
     mate = f"A: {BACK_RANK}+a1a8+a1a8+"
     rec = score_env(mate, "R5k1/5ppp/8/8/8/8/5PPP/6K1 b - - 1 1+1.0+1+0")
     assert rec.exact

@@ -83,6 +83,7 @@ class EnvRecord:
     terminated_ok: bool
     truncated_ok: bool
     well_formed: bool
+    illegal_move: bool = False  # the prompt's move is illegal (the arbiter truncates: FEN unchanged)
 
 
 def score_env(prompt: str, completion: str) -> EnvRecord:
@@ -107,6 +108,7 @@ def score_env(prompt: str, completion: str) -> EnvRecord:
         terminated_ok=term_ok,
         truncated_ok=trunc_ok,
         well_formed=pred.well_formed,
+        illegal_move=bool(truth.truncated),
     )
 
 
@@ -151,6 +153,10 @@ def summarize_policy(records: list[PolicyRecord]) -> dict:
 
 
 def summarize_env(records: list[EnvRecord]) -> dict:
+    """Rates over all samples, and exact next-FEN apart for legal and illegal prompt moves: an
+    illegal move must leave the FEN as it is, a different skill that the overall rate hides."""
+    illegal = [r for r in records if r.illegal_move]
+    legal = [r for r in records if not r.illegal_move]
     out = {
         "n": len(records),
         "exact_rate": _mean([float(r.exact) for r in records]),
@@ -163,6 +169,9 @@ def summarize_env(records: list[EnvRecord]) -> dict:
     }
     for name in FEN_FIELD_NAMES:
         out[f"fen_{name}_accuracy"] = _mean([float(r.fen_fields[name]) for r in records])
+    out["legal_move_fen_exact_rate"] = _mean([float(r.fen_exact) for r in legal])
+    out["illegal_move_n"] = len(illegal)
+    out["illegal_move_fen_exact_rate"] = _mean([float(r.fen_exact) for r in illegal])
     return out
 
 
