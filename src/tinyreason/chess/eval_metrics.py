@@ -83,7 +83,7 @@ class EnvRecord:
     terminated_ok: bool
     truncated_ok: bool
     well_formed: bool
-    illegal_move: bool = False  # the prompt's move is illegal (the arbiter truncates: FEN unchanged)
+    illegal_move: bool  # the prompt's move is illegal (the arbiter truncates: FEN unchanged)
 
 
 def score_env(prompt: str, completion: str) -> EnvRecord:
