@@ -92,8 +92,10 @@ def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path, stockf
 
 @pytest.mark.slow
 def test_resume_after_ctrl_c_and_a_real_kill(tmp_path, stockfish_path):
-    # 12 games: enough left after the kill at >= 4 that two fast workers cannot finish first
-    args = ["--stockfish", stockfish_path, "--nodes", "500", "--max-plies", "30", "--games", "12"]
+    # 12 games of 5000 nodes: after the kill at >= 4, the 8 left take two workers ~1 s, which the
+    # 50 ms poll below must not sleep through. At 500 nodes they took ~0.3 s, and a full-suite
+    # run once saw all 12 done before the kill landed.
+    args = ["--stockfish", stockfish_path, "--nodes", "5000", "--max-plies", "30", "--games", "12"]
     full, part = tmp_path / "full.txt", tmp_path / "part.txt"
     assert cli_main(["chess", "datagen", "--out", str(full), *args]) == 0
     state = tmp_path / "part.txt.state.json"
