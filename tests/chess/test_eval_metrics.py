@@ -72,6 +72,12 @@ def test_eval_errors_on_shared_candidates_with_clip():
     assert rec.eval_errors == pytest.approx([EVAL_CLIP - 5.0, 1.0])
 
 
+def test_eval_errors_count_a_repeated_move_once():
+    # greedy decoding often writes one move five times; it is one candidate, scored by its first eval
+    rec = score_policy(PROMPT, REFERENCE, "M: h2h3 h2h3 h2h3 h2h3 h2h3 E: 1.4 0.4 0.4 0.4 0.4 B: h2h3")
+    assert rec.eval_errors == pytest.approx([1.0])
+
+
 def test_summarize_policy_hand_computed():
     recs = [
         score_policy(PROMPT, REFERENCE, "M: a1a8 E: 999.99 B: a1a8"),

@@ -10,7 +10,8 @@ Choices worth knowing (also in docs/chess_eval.md):
   is often not the engine's choice (182 of the 400 samples of rook_val_400). Moves tied at
   the top eval all count as best (e.g. five 0.0 evals in a dead draw).
 - Eval errors are measured in pawns after clipping both evals to +-EVAL_CLIP, so a mate
-  score (+-999.xx) counts as a large but finite error instead of swamping the mean.
+  score (+-999.xx) counts as a large but finite error instead of swamping the mean. A move
+  the completion lists more than once counts once, with its first eval.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class PolicyRecord:
     best_legal: bool  # the chosen move is legal in the prompt position
     best_correct: bool  # the chosen move is Stockfish's best (top reference eval)
     in_top5: bool  # the chosen move is among the reference's candidates
-    eval_errors: list[float] = field(default_factory=list)  # |pred - ref| pawns, shared candidates
+    eval_errors: list[float] = field(default_factory=list)  # |pred - ref| pawns, one per shared candidate
     cp_loss: float | None = None  # filled by the live-engine pass (legal moves only)
 
 
@@ -56,11 +57,11 @@ def score_policy(prompt: str, reference: str, completion: str) -> PolicyRecord:
     ref_cands = ref.candidates()
     best = reference_best_moves(reference)
     chosen = pred.best if pred.has_best else None
-    errors = [
-        abs(clip_eval(v) - clip_eval(ref_cands[m]))
-        for m, v in zip(pred.moves, pred.eval_values)
-        if v is not None and m in ref_cands
-    ]
+    first_eval: dict[str, float] = {}  # a move written again (greedy repeats one) counts once
+    for m, v in zip(pred.moves, pred.eval_values):
+        if v is not None and m in ref_cands:
+            first_eval.setdefault(m, v)
+    errors = [abs(clip_eval(v) - clip_eval(ref_cands[m])) for m, v in first_eval.items()]
     return PolicyRecord(
         fen=pred.fen,
         chosen=chosen,
