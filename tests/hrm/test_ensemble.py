@@ -130,3 +130,14 @@ def test_ensemble_cli_refuses_zero_or_negative_weights(fixtures, capsys, weights
     rc = cli(["hrm", "ensemble", "--checkpoints", ckpt, ckpt, "--weights", *weights,
               "--data", str(fixtures / "hrm_datasets/sudoku-noaug")])
     assert rc == 2 and "non-negative with a positive sum" in capsys.readouterr().err
+
+
+def test_ensemble_fits_weights_on_every_data_folder(fixtures, tmp_path, capsys):
+    # two --data folders are merged for the evaluation; the fit split must be merged the same way
+    # (sudoku-noaug train: 12 puzzles; sudoku-aug2 train: 12 puzzles x 3 versions = 36)
+    ckpt = str(fixtures / "hrm_official/rope_f32/step_1234")
+    rc = cli(["hrm", "ensemble", "--checkpoints", ckpt, ckpt, "--fit-weights", "--fit-limit", "1000",
+              "--data", str(fixtures / "hrm_datasets/sudoku-noaug"), str(fixtures / "hrm_datasets/sudoku-aug2"),
+              "--out", str(tmp_path / "ens.json")])
+    assert rc == 0
+    assert "fitted weights on train (48 examples)" in capsys.readouterr().err  # the console writes to stderr

@@ -18,7 +18,6 @@ members (the compute spent). Output: the eval JSON plus `members` and `compariso
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -33,7 +32,6 @@ from tinyreason.hrm.eval_loop import detect_kind, labels_for, verify_rows
 from tinyreason.hrm.evaluate import EvalOptions, build_report, evaluate_loaded, load_for_eval, open_data, show_and_save
 from tinyreason.hrm.metrics import aggregate, example_metrics
 from tinyreason.hrm.stacking import Stacker, fit_stacker
-from tinyreason.puzzles.dataset import open_split
 from tinyreason.runlog import console
 
 
@@ -140,7 +138,7 @@ def main(argv: list[str]) -> int:
         data_path, data = open_data(cfg)
         keep = ("probs", "predictions")
         members = [evaluate_loaded(lc, data, cfg, keep) for lc in loaded]
-        weights, stacker = _fit(cfg, loaded, data_path, keep, info.is_main)
+        weights, stacker = _fit(cfg, loaded, keep, info.is_main)
         if not info.is_main:
             return 0
         rows = members[0]["example_index"].astype(np.int64)
@@ -169,8 +167,9 @@ def member_names(loaded: list) -> list[str]:
     return [f"{i}:{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
-def _fit(cfg: EnsembleConfig, loaded: list, data_path: Path, keep: tuple[str, ...], is_main: bool) -> tuple[np.ndarray | None, Stacker | None]:
-    """Weights (average) or stacker (stack), fitted on the held-out split or loaded."""
+def _fit(cfg: EnsembleConfig, loaded: list, keep: tuple[str, ...], is_main: bool) -> tuple[np.ndarray | None, Stacker | None]:
+    """Weights (average) or stacker (stack), fitted on the fit split or loaded. The fit split is
+    opened as the evaluation split is: of every `--data` folder, merged."""
     if cfg.strategy == "average" and cfg.weights is not None and not cfg.fit_weights:
         return np.asarray(cfg.weights, dtype=np.float64), None
     if cfg.strategy == "stack" and cfg.stacker:
@@ -179,8 +178,8 @@ def _fit(cfg: EnsembleConfig, loaded: list, data_path: Path, keep: tuple[str, ..
         return None, None
     if cfg.fit_split == cfg.split:
         console.print(f"warning: fitting on the evaluation split '{cfg.split}': figures are optimistic")
-    fit_data = open_split(data_path, cfg.fit_split)
     fit_cfg = cfg.model_copy(update={"split": cfg.fit_split, "limit": cfg.fit_limit})
+    _, fit_data = open_data(fit_cfg)
     outs = [evaluate_loaded(lc, fit_data, fit_cfg, keep) for lc in loaded]
     labels = labels_for(fit_data, outs[0]["example_index"].astype(np.int64))
     probs = [o["probs"] for o in outs]
@@ -189,7 +188,7 @@ def _fit(cfg: EnsembleConfig, loaded: list, data_path: Path, keep: tuple[str, ..
         console.print(f"fitted weights on {cfg.fit_split} ({len(labels)} examples): {np.round(w, 3).tolist()}")
         return w, None
     meta = {"members": [str(lc.path) for lc in loaded], "vocab_size": loaded[0].config.vocab_size,
-            "fit_split": cfg.fit_split, "fit_examples": len(labels), "dataset": str(data_path)}
+            "fit_split": cfg.fit_split, "fit_examples": len(labels), "dataset": cfg.data}
     stacker = fit_stacker(probs, [o["q_halt_logits"] for o in outs], labels, meta=meta)
     path = cfg.stacker_out or (f"{cfg.out}.stacker.json" if cfg.out else None)
     if path and is_main:
