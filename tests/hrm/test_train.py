@@ -9,13 +9,16 @@ import pytest
 import torch
 import yaml
 
+from tinyreason.config import parse_command
 from tinyreason.hrm.checkpoint import load_checkpoint
 from tinyreason.hrm.eval_loop import run_eval
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.hrm.sign_sgd import SparseEmbeddingSignSGD
 from tinyreason.hrm.train import lr_at, main as train_main
-from tinyreason.hrm.train_data import epoch_rows
+from tinyreason.hrm.train_config import TrainConfig, official_config
+from tinyreason.hrm.train_data import batch_arrays, epoch_rows
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, open_split, write_identifiers, write_split
+from tinyreason.puzzles.merge import open_splits
 from tinyreason.runlog import read_metrics
 
 
@@ -60,6 +63,32 @@ def test_epoch_rows_one_puzzle_per_group_full_batches_only(fixtures):
     assert [b.tolist() for b in epoch_rows(data, 5, 0, 1)] != [b.tolist() for b in batches]
 
 
+def test_epoch_rows_of_several_folders_take_them_one_after_the_other(fixtures):
+    # as TRM's train loader iterates its data_paths: folder by folder, no batch spanning two
+    noaug, aug2 = fixtures / "hrm_datasets/sudoku-noaug", fixtures / "hrm_datasets/sudoku-aug2"
+    merged = open_splits([noaug, aug2], "train")
+    first = len(open_split(noaug, "train"))  # 12 rows; aug2's 36 follow them
+    batches = epoch_rows(merged, 5, seed=0, epoch=0)
+    per_folder = [b for b in batches if b.max() < first], [b for b in batches if b.min() >= first]
+    assert len(per_folder[0]) == len(per_folder[1]) == 2 == 12 // 5  # each folder's 12 groups; its last 2 rows dropped
+    assert batches == per_folder[0] + per_folder[1]  # folder 0 first, and no batch mixes the two
+    aug = open_split(aug2, "train")
+    for b in per_folder[1]:
+        ids = batch_arrays(merged, b)["puzzle_identifiers"]
+        assert np.array_equal(ids, aug.puzzle_identifiers[aug.example_puzzles(b - first)])  # ids as stored, not offset
+        assert np.array_equal(batch_arrays(merged, b)["inputs"], np.asarray(aug.inputs[b - first]))
+    assert [b.tolist() for b in epoch_rows(merged, 5, 0, 0)] == [b.tolist() for b in batches]  # resumable
+
+
+def test_official_config_names_every_data_folder():
+    two = ["data_path=[a, b]", "checkpoint_path=c"]
+    hrm = official_config(parse_command(TrainConfig, two))
+    assert hrm["data_path"] == "a" and hrm["data_paths"] == ["a", "b"]  # HRM's trainer reads data_path only
+    assert "data_paths" not in official_config(parse_command(TrainConfig, ["data_path=a", "checkpoint_path=c"]))
+    trm = official_config(parse_command(TrainConfig, [*two, "arch.name=recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1"]))
+    assert trm["data_paths"] == ["a", "b"] and "data_path" not in trm
+
+
 def tiny_dataset(fixtures, tmp_path, n: int = 4):
     """n hard sudoku of the fixture, each with its own puzzle identifier (so its embedding can learn it)."""
     src = open_split(fixtures / "hrm_datasets/sudoku-noaug", "train")
@@ -98,6 +127,21 @@ def test_trainer_overfits_a_handful_of_puzzles_and_resumes(fixtures, tmp_path):
     agg = aggregate(run_eval(loaded.model, open_split(data, "test"), show_progress=False))
     assert agg["accuracy"] > 0.9  # hard sudoku (~25 givens) memorised token by token
     assert (run / "training_curves.png").is_file()
+
+
+def test_trainer_takes_several_data_folders(fixtures, tmp_path):
+    a, b = tiny_dataset(fixtures, tmp_path / "a", n=2), tiny_dataset(fixtures, tmp_path / "b", n=2)
+    run = tmp_path / "run"
+    cfg = {"arch": {"H_cycles": 1, "L_cycles": 1, "H_layers": 1, "L_layers": 1, "hidden_size": 32, "num_heads": 2,
+                    "expansion": 2, "puzzle_emb_ndim": 32, "halt_max_steps": 2, "forward_dtype": "float32"},
+           "data_path": [str(a), str(b)], "checkpoint_path": str(run), "global_batch_size": 2, "epochs": 1000,
+           "device": "cpu", "log_every": 1, "eval_every": 2, "eval_limit": 4}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert train_main(["--config", str(tmp_path / "cfg.yaml"), "max_steps=2"]) == 0
+    loaded = load_checkpoint(run)
+    assert loaded.config.num_puzzle_identifiers == 2 * 3  # summed over the folders, as TRM's merged metadata
+    assert yaml.safe_load((run / "all_config.yaml").read_text())["data_paths"] == [str(a), str(b)]
+    assert read_metrics(run)[-1]["step"] == 2 and "eval/accuracy" in read_metrics(run)[-1]
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ decay to lr * lr_min_ratio over the estimated total steps. Checkpoints are
 `<checkpoint_path>/step_N`, plain state dicts keyed `_orig_mod.model.inner.…` (what the
 official `evaluate.py` loads into its compiled ACTLossHead), beside an `all_config.yaml` in
 the official layout. Resume state (optimizer, step, data position) is `train_state.pt`,
-loaded with weights_only=True; random streams are re-derived from (seed, rank, step). Departures: AdamW instead of AdamATan2 (not on PyPI for
+loaded with weights_only=True; random streams are re-derived from (seed, rank, step).
+`data_path` may list several folders: merged as TRM's `data_paths` (`puzzles.merge`; the
+train batches take them one after the other, `hrm.train_data`). Departures: AdamW instead of AdamATan2 (not on PyPI for
 CPU), and a resumed run restarts the ACT carry (in-flight rows begin again).
 
 A TRM `arch` (`arch.name` recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1) trains
@@ -46,9 +48,9 @@ from tinyreason.hrm.losses import act_loss
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.hrm.model import HRMACT
 from tinyreason.hrm.sign_sgd import SparseEmbeddingSignSGD
-from tinyreason.hrm.train_config import TrainConfig, official_config
+from tinyreason.hrm.train_config import TrainConfig, data_paths, official_config
 from tinyreason.hrm.train_data import train_batches
-from tinyreason.puzzles.dataset import open_split
+from tinyreason.puzzles.merge import open_splits
 from tinyreason.runguard import drop_run_logs, start_run
 from tinyreason.runlog import RunDir, console, make_progress, read_metrics
 
@@ -114,7 +116,7 @@ def resume_without_state(run: Path) -> None:
 def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
     run = Path(cfg.checkpoint_path)
     rundir = RunDir(run, is_main=info.is_main)
-    data = open_split(cfg.data_path, "train")
+    data = open_splits(data_paths(cfg), "train")  # several folders: merged as TRM's data_paths
     meta = data.metadata
     arch = make_config({
         **cfg.arch.model_dump(), "batch_size": cfg.global_batch_size // info.world_size, "vocab_size": meta.vocab_size,
@@ -149,7 +151,7 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
         rundir.write_config(cfg)
         atomic_write_text(run / "all_config.yaml", yaml.safe_dump(official_config(cfg)))
         rundir.report_to(cfg.report_to, cfg, cfg.project_name, cfg.run_name)
-    test = open_split(cfg.data_path, "test") if cfg.eval_every else None
+    test = open_splits(data_paths(cfg), "test") if cfg.eval_every else None
     model.train()
     carry = None
     batches = train_batches(data, cfg.global_batch_size, cfg.seed, info.rank, info.world_size, epoch, skip)

@@ -71,7 +71,8 @@ class TrainConfig(StrictModel):
     """Train an HRM or a TRM (by arch.name; official hyper-parameter names, defaults of the official cfg_pretrain.yaml)."""
 
     arch: AnyTrainArch = Field(default_factory=TrainArch)
-    data_path: str = Field(..., description="dataset folder in the official layout (train split; test for evals)")
+    data_path: str | Annotated[list[str], Field(min_length=1)] = Field(..., description="dataset folder in the official layout (train split; test for "
+                                                         "evals), or several, merged as TRM's data_paths")
     checkpoint_path: str = Field(..., description="run folder: step_N, all_config.yaml, metrics.jsonl")
     global_batch_size: int = Field(768, ge=1)
     epochs: int = Field(100000, ge=1)
@@ -106,10 +107,12 @@ def official_config(cfg: TrainConfig) -> dict:
 
     HRM's has `data_path`; TRM's has the list `data_paths` and its extra fields (`ema`,
     `evaluators`, ...; every field of its PretrainConfig). `ema` is noted in HRM's layout
-    only when on (HRM's trainer has no EMA; its loader ignores unknown keys).
+    only when on (HRM's trainer has no EMA; its loader ignores unknown keys). HRM's trainer
+    takes one folder: trained on several, HRM's layout names the first as `data_path` and
+    all of them as `data_paths`.
     """
     out = {
-        "arch": cfg.arch.model_dump(mode="json"), "data_path": cfg.data_path, "global_batch_size": cfg.global_batch_size,
+        "arch": cfg.arch.model_dump(mode="json"), "data_path": data_paths(cfg)[0], "global_batch_size": cfg.global_batch_size,
         "epochs": cfg.epochs, "lr": cfg.lr, "lr_min_ratio": cfg.lr_min_ratio, "lr_warmup_steps": cfg.lr_warmup_steps,
         "weight_decay": cfg.weight_decay, "beta1": cfg.beta1, "beta2": cfg.beta2, "puzzle_emb_lr": cfg.puzzle_emb_lr,
         "puzzle_emb_weight_decay": cfg.puzzle_emb_weight_decay, "project_name": cfg.project_name,
@@ -118,8 +121,16 @@ def official_config(cfg: TrainConfig) -> dict:
     }
     if isinstance(cfg.arch, TRMTrainArch):
         del out["data_path"]
-        out.update({"data_paths": [cfg.data_path], "data_paths_test": [], "evaluators": [], "load_checkpoint": None,
+        out.update({"data_paths": data_paths(cfg), "data_paths_test": [], "evaluators": [], "load_checkpoint": None,
                     "min_eval_interval": 0, "ema": cfg.ema, "ema_rate": cfg.ema_rate, "freeze_weights": False})
-    elif cfg.ema:
-        out.update({"ema": True, "ema_rate": cfg.ema_rate})
+    else:
+        if len(data_paths(cfg)) > 1:
+            out["data_paths"] = data_paths(cfg)
+        if cfg.ema:
+            out.update({"ema": True, "ema_rate": cfg.ema_rate})
     return out
+
+
+def data_paths(cfg: TrainConfig) -> list[str]:
+    """The dataset folders, one or several."""
+    return [cfg.data_path] if isinstance(cfg.data_path, str) else list(cfg.data_path)

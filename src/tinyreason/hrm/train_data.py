@@ -5,6 +5,10 @@ examples (in random order) fill the global batch; a puzzle that does not fit is 
 remaining examples are dropped, as officially) and an incomplete last batch is dropped.
 Each rank takes its contiguous slice of every global batch. The order depends only on
 (seed, epoch), so a resumed run regenerates the epoch and skips the batches already seen.
+
+Several dataset folders (a `MergedSplit`) are taken one after the other within an epoch,
+each shuffled on its own and with no batch spanning two, as TRM's train loader iterates
+its `data_paths`; each folder's incomplete last batch is dropped.
 """
 
 from __future__ import annotations
@@ -16,11 +20,21 @@ import numpy as np
 from tinyreason.errors import UserError
 from tinyreason.hrm.losses import map_ignore_labels
 from tinyreason.puzzles.dataset import SplitData
+from tinyreason.puzzles.merge import MergedSplit
 
 
-def epoch_rows(data: SplitData, global_batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+def epoch_rows(data: SplitData | MergedSplit, global_batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """Example-row indices of every global batch of one epoch: list of (global_batch_size,) arrays."""
-    rng = np.random.default_rng([seed, epoch])
+    if isinstance(data, MergedSplit):  # folder k's rows follow folders 0..k-1's in the merged split
+        starts = np.cumsum([0] + [len(part) for part in data.parts])
+        return [rows + starts[k] for k, part in enumerate(data.parts)
+                for rows in _folder_rows(part, global_batch_size, [seed, epoch, k])]
+    return _folder_rows(data, global_batch_size, [seed, epoch])
+
+
+def _folder_rows(data: SplitData, global_batch_size: int, key: list[int]) -> list[np.ndarray]:
+    """One folder's batches of one epoch, in the order of the random stream seeded by `key`."""
+    rng = np.random.default_rng(key)
     groups, puzzles = data.group_indices, data.puzzle_indices
     batches, current = [], []
     for g in rng.permutation(len(groups) - 1):
@@ -35,7 +49,7 @@ def epoch_rows(data: SplitData, global_batch_size: int, seed: int, epoch: int) -
     return batches
 
 
-def batch_arrays(data: SplitData, rows: np.ndarray) -> dict[str, np.ndarray]:
+def batch_arrays(data: SplitData | MergedSplit, rows: np.ndarray) -> dict[str, np.ndarray]:
     """{"inputs" (B, L) int32, "labels" (B, L) int64 with -100, "puzzle_identifiers" (B,) int32}."""
     return {
         "inputs": np.asarray(data.inputs[rows], dtype=np.int32),
@@ -45,7 +59,7 @@ def batch_arrays(data: SplitData, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def train_batches(
-    data: SplitData, global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+    data: SplitData | MergedSplit, global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
     start_epoch: int = 0, skip: int = 0,
 ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
     """Endless (epoch, index in epoch, this rank's batch), starting at (start_epoch, skip)."""

@@ -64,8 +64,8 @@ class MergedSplit:
     (for messages); `parts` are the folders' own splits.
 
     Departure: TRM's test loader never puts two folders in one batch; ours may. Per-example
-    outputs are the same, and padding rows are not counted. Training on a merged split
-    would shuffle all groups together, where TRM runs the folders one after the other.
+    outputs are the same, and padding rows are not counted. Training takes the folders one
+    after the other, as TRM (`tinyreason.hrm.train_data.epoch_rows`).
     """
 
     parts: list[SplitData]
