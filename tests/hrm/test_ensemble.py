@@ -141,3 +141,8 @@ def test_ensemble_fits_weights_on_every_data_folder(fixtures, tmp_path, capsys):
               "--out", str(tmp_path / "ens.json")])
     assert rc == 0
     assert "fitted weights on train (48 examples)" in capsys.readouterr().err  # the console writes to stderr
+    rc = cli(["hrm", "ensemble", "--checkpoints", ckpt, ckpt, "--fit-weights", "--fit-limit", "12",
+              "--data", str(fixtures / "hrm_datasets/sudoku-noaug"), str(fixtures / "hrm_datasets/sudoku-aug2")])
+    err = capsys.readouterr().err  # a limit within the first folder fits on it alone, and says so
+    assert rc == 0 and "fitted weights on train (12 examples)" in err
+    assert "train: warning: the limit 12 keeps the first examples of 1 of the 2 folders only" in err

@@ -10,13 +10,14 @@ import torch
 import yaml
 
 from tinyreason.config import parse_command
+from tinyreason.errors import UserError
 from tinyreason.hrm.checkpoint import load_checkpoint
 from tinyreason.hrm.eval_loop import run_eval
 from tinyreason.hrm.metrics import aggregate
 from tinyreason.hrm.sign_sgd import SparseEmbeddingSignSGD
 from tinyreason.hrm.train import lr_at, main as train_main
 from tinyreason.hrm.train_config import TrainConfig, official_config
-from tinyreason.hrm.train_data import batch_arrays, epoch_rows
+from tinyreason.hrm.train_data import batch_arrays, epoch_rows, train_batches
 from tinyreason.puzzles.dataset import PuzzleDatasetMetadata, open_split, write_identifiers, write_split
 from tinyreason.puzzles.merge import open_splits
 from tinyreason.runlog import read_metrics
@@ -64,7 +65,7 @@ def test_epoch_rows_one_puzzle_per_group_full_batches_only(fixtures):
 
 
 def test_epoch_rows_of_several_folders_take_them_one_after_the_other(fixtures):
-    # as TRM's train loader iterates its data_paths: folder by folder, no batch spanning two
+    # folder by folder as TRM's train loader iterates its data_paths, no batch spanning two
     noaug, aug2 = fixtures / "hrm_datasets/sudoku-noaug", fixtures / "hrm_datasets/sudoku-aug2"
     merged = open_splits([noaug, aug2], "train")
     first = len(open_split(noaug, "train"))  # 12 rows; aug2's 36 follow them
@@ -77,7 +78,13 @@ def test_epoch_rows_of_several_folders_take_them_one_after_the_other(fixtures):
         ids = batch_arrays(merged, b)["puzzle_identifiers"]
         assert np.array_equal(ids, aug.puzzle_identifiers[aug.example_puzzles(b - first)])  # ids as stored, not offset
         assert np.array_equal(batch_arrays(merged, b)["inputs"], np.asarray(aug.inputs[b - first]))
-    assert [b.tolist() for b in epoch_rows(merged, 5, 0, 0)] == [b.tolist() for b in batches]  # resumable
+    # a resume at (epoch 1, batch 3), past the folder boundary, yields what an unbroken run yields there
+    unbroken = train_batches(merged, 5, seed=0)
+    seen = [(e, i, a["inputs"].tolist()) for (e, i, a), _ in zip(unbroken, range(12))]
+    resumed = train_batches(merged, 5, seed=0, start_epoch=1, skip=3)
+    assert [(e, i, a["inputs"].tolist()) for (e, i, a), _ in zip(resumed, range(5))] == seen[7:]
+    with pytest.raises(UserError, match="sudoku-noaug/train: 12 groups cannot fill one batch of 13 on their own"):
+        epoch_rows(merged, 13, seed=0, epoch=0)  # 24 groups merged, but each folder batches alone
 
 
 def test_official_config_names_every_data_folder():

@@ -10,7 +10,7 @@ import pytest
 from puzzle_paths import HRM_DATASETS, TRM_DATASETS
 from tinyreason.errors import UserError
 from tinyreason.puzzles.dataset import example_names, iter_batches, load_metadata, open_split, read_identifiers, write_split
-from tinyreason.puzzles.merge import MergedSplit, open_splits, read_example_names
+from tinyreason.puzzles.merge import MergedSplit, limit_warning, open_splits, read_example_names
 
 
 def test_trm_and_hrm_dataset_json_load_and_write_back_as_they_were(tmp_path):
@@ -63,3 +63,13 @@ def test_hrm_folders_merge_without_total_puzzles():
     assert m.metadata.total_puzzles is None and m.metadata.total_groups == x.metadata.total_groups + y.metadata.total_groups
     assert len(m) == len(x) + len(y) and m.metadata.num_puzzle_identifiers == 2
     assert json.loads(m.metadata.to_json()).keys() == json.loads((HRM_DATASETS / "sudoku-noaug/train/dataset.json").read_text()).keys()
+
+
+def test_limit_warning_names_the_folders_a_limit_leaves_out():
+    folders = [HRM_DATASETS / "sudoku-noaug", HRM_DATASETS / "sudoku-aug2", HRM_DATASETS / "sudoku-noaug"]
+    merged = open_splits(folders, "train")  # 12 + 36 + 12 rows, in folder order
+    assert limit_warning(merged, None) is None and limit_warning(merged, 49) is None  # reaches the last folder
+    assert "first examples of 1 of the 3 folders only" in limit_warning(merged, 12)
+    assert "first examples of 2 of the 3 folders only" in limit_warning(merged, 13)
+    assert limit_warning(merged, 48).endswith("49 or more reaches the last")
+    assert limit_warning(open_split(folders[0], "train"), 1) is None  # one folder: nothing left out

@@ -11,7 +11,7 @@ Choices worth knowing (also in docs/chess_eval.md):
   the top eval all count as best (e.g. five 0.0 evals in a dead draw).
 - Eval errors are measured in pawns after clipping both evals to +-EVAL_CLIP, so a mate
   score (+-999.xx) counts as a large but finite error instead of swamping the mean. A move
-  the completion lists more than once counts once, with its first eval.
+  the completion lists more than once counts once, with its first numeric eval.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from tinyreason.hrm.model import count_parameters
 from tinyreason.puzzles.arc import parse_aug_name
 from tinyreason.puzzles.arc_build import read_test_puzzles
 from tinyreason.puzzles.dataset import SplitData
-from tinyreason.puzzles.merge import MergedSplit, open_splits, read_example_names, split_parts
+from tinyreason.puzzles.merge import MergedSplit, limit_warning, open_splits, read_example_names, split_parts
 from tinyreason.runguard import refuse_same
 from tinyreason.runlog import console
 
@@ -94,9 +94,13 @@ def resolve_dataset(ref: str | list[str]) -> Path:
 
 
 def open_data(cfg: EvalOptions) -> tuple[Path, SplitData | MergedSplit]:
-    """The first dataset folder and the split: of that folder, or of all `cfg.data` folders merged."""
+    """The first dataset folder and the split: of that folder, or of all `cfg.data` folders merged
+    (with a warning when `cfg.limit` leaves whole folders out)."""
     paths = resolve_datasets(cfg.data)
-    return paths[0], open_splits(paths, cfg.split)
+    data = open_splits(paths, cfg.split)
+    if note := limit_warning(data, cfg.limit):
+        console.print(f"{cfg.split}: {note}")
+    return paths[0], data
 
 
 def check_compatible(loaded: LoadedCheckpoint, data: SplitData) -> None:

@@ -9,8 +9,8 @@ decay to lr * lr_min_ratio over the estimated total steps. Checkpoints are
 official `evaluate.py` loads into its compiled ACTLossHead), beside an `all_config.yaml` in
 the official layout. Resume state (optimizer, step, data position) is `train_state.pt`,
 loaded with weights_only=True; random streams are re-derived from (seed, rank, step).
-`data_path` may list several folders: merged as TRM's `data_paths` (`puzzles.merge`; the
-train batches take them one after the other, `hrm.train_data`). Departures: AdamW instead of AdamATan2 (not on PyPI for
+`data_path` may list several folders: merged as TRM's `data_paths` (`puzzles.merge`); the
+folders take turns in the train batches (`hrm.train_data`, with its departure). Departures: AdamW instead of AdamATan2 (not on PyPI for
 CPU), and a resumed run restarts the ACT carry (in-flight rows begin again).
 
 A TRM `arch` (`arch.name` recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1) trains
@@ -50,7 +50,7 @@ from tinyreason.hrm.model import HRMACT
 from tinyreason.hrm.sign_sgd import SparseEmbeddingSignSGD
 from tinyreason.hrm.train_config import TrainConfig, data_paths, official_config
 from tinyreason.hrm.train_data import train_batches
-from tinyreason.puzzles.merge import open_splits
+from tinyreason.puzzles.merge import limit_warning, open_splits
 from tinyreason.runguard import drop_run_logs, start_run
 from tinyreason.runlog import RunDir, console, make_progress, read_metrics
 
@@ -152,6 +152,8 @@ def train(cfg: TrainConfig, info: dist.DistInfo, device: torch.device) -> int:
         atomic_write_text(run / "all_config.yaml", yaml.safe_dump(official_config(cfg)))
         rundir.report_to(cfg.report_to, cfg, cfg.project_name, cfg.run_name)
     test = open_splits(data_paths(cfg), "test") if cfg.eval_every else None
+    if info.is_main and test is not None and (note := limit_warning(test, cfg.eval_limit)):
+        console.print(f"evaluations (eval_limit): {note}")
     model.train()
     carry = None
     batches = train_batches(data, cfg.global_batch_size, cfg.seed, info.rank, info.world_size, epoch, skip)

@@ -6,9 +6,13 @@ remaining examples are dropped, as officially) and an incomplete last batch is d
 Each rank takes its contiguous slice of every global batch. The order depends only on
 (seed, epoch), so a resumed run regenerates the epoch and skips the batches already seen.
 
-Several dataset folders (a `MergedSplit`) are taken one after the other within an epoch,
-each shuffled on its own and with no batch spanning two, as TRM's train loader iterates
-its `data_paths`; each folder's incomplete last batch is dropped.
+Several dataset folders (a `MergedSplit`) are taken one after the other, each shuffled on
+its own, with no batch spanning two, as TRM's train loader iterates its `data_paths`.
+Departure: TRM joins `epochs_per_iter` epochs of one folder (its eval interval, or all
+epochs when there is none) before the next folder; ours alternates the folders every epoch,
+so a run sees every folder from its start, and drops each folder's incomplete last batch
+every epoch. A folder that cannot fill one batch on its own is refused (TRM's joined epochs
+would fill one).
 """
 
 from __future__ import annotations
@@ -25,11 +29,17 @@ from tinyreason.puzzles.merge import MergedSplit
 
 def epoch_rows(data: SplitData | MergedSplit, global_batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """Example-row indices of every global batch of one epoch: list of (global_batch_size,) arrays."""
-    if isinstance(data, MergedSplit):  # folder k's rows follow folders 0..k-1's in the merged split
-        starts = np.cumsum([0] + [len(part) for part in data.parts])
-        return [rows + starts[k] for k, part in enumerate(data.parts)
-                for rows in _folder_rows(part, global_batch_size, [seed, epoch, k])]
-    return _folder_rows(data, global_batch_size, [seed, epoch])
+    if not isinstance(data, MergedSplit):
+        return _folder_rows(data, global_batch_size, [seed, epoch])
+    starts = np.cumsum([0] + [len(part) for part in data.parts])  # folder k's rows follow folders 0..k-1's
+    out = []
+    for k, part in enumerate(data.parts):
+        rows = _folder_rows(part, global_batch_size, [seed, epoch, k])
+        if not rows:
+            raise UserError(f"{part.path}: {part.metadata.total_groups} groups cannot fill one batch of {global_batch_size} "
+                            f"on their own (each folder's batches are its own, as TRM's); lower global_batch_size")
+        out += [r + starts[k] for r in rows]
+    return out
 
 
 def _folder_rows(data: SplitData, global_batch_size: int, key: list[int]) -> list[np.ndarray]:

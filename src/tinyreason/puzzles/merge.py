@@ -64,8 +64,8 @@ class MergedSplit:
     (for messages); `parts` are the folders' own splits.
 
     Departure: TRM's test loader never puts two folders in one batch; ours may. Per-example
-    outputs are the same, and padding rows are not counted. Training takes the folders one
-    after the other, as TRM (`tinyreason.hrm.train_data.epoch_rows`).
+    outputs are the same, and padding rows are not counted. Training takes the folders in
+    turn, each in batches of its own (`tinyreason.hrm.train_data.epoch_rows`).
     """
 
     parts: list[SplitData]
@@ -126,6 +126,18 @@ def open_splits(dataset_dirs: list[str | Path], split: str, set_name: str | None
         puzzle_indices=np.concatenate([[0]] + [p.puzzle_indices[1:] + rows0[k] for k, p in enumerate(parts)]).astype(np.int64),
         group_indices=np.concatenate([[0]] + [p.group_indices[1:] + puzzles0[k] for k, p in enumerate(parts)]).astype(np.int64),
     )
+
+
+def limit_warning(data: SplitData | MergedSplit, limit: int | None) -> str | None:
+    """A warning when `limit` (first N examples, folder 0's first) leaves whole folders of a
+    merged split out, else None."""
+    parts = split_parts(data)
+    if limit is None or len(parts) == 1 or limit > len(data) - len(parts[-1]):
+        return None
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    used = int(np.searchsorted(starts, limit, side="left"))  # folders holding any of the first `limit` rows
+    return (f"warning: the limit {limit} keeps the first examples of {used} of the {len(parts)} folders only "
+            f"(they follow in folder order); {int(starts[-2]) + 1} or more reaches the last")
 
 
 def split_parts(data: SplitData | MergedSplit) -> list[SplitData]:
