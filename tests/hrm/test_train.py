@@ -75,9 +75,9 @@ def test_epoch_rows_of_several_folders_take_them_one_after_the_other(fixtures):
     assert batches == per_folder[0] + per_folder[1]  # folder 0 first, and no batch mixes the two
     aug = open_split(aug2, "train")
     for b in per_folder[1]:
-        ids = batch_arrays(merged, b)["puzzle_identifiers"]
-        assert np.array_equal(ids, aug.puzzle_identifiers[aug.example_puzzles(b - first)])  # ids as stored, not offset
-        assert np.array_equal(batch_arrays(merged, b)["inputs"], np.asarray(aug.inputs[b - first]))
+        arrays = batch_arrays(merged, b)
+        assert np.array_equal(arrays["puzzle_identifiers"], aug.puzzle_identifiers[aug.example_puzzles(b - first)])  # ids as stored, not offset
+        assert np.array_equal(arrays["inputs"], np.asarray(aug.inputs[b - first]))
     # a resume at (epoch 1, batch 3), past the folder boundary, yields what an unbroken run yields there
     unbroken = train_batches(merged, 5, seed=0)
     seen = [(e, i, a["inputs"].tolist()) for (e, i, a), _ in zip(unbroken, range(12))]

@@ -24,20 +24,20 @@ import numpy as np
 from tinyreason.errors import UserError
 from tinyreason.hrm.losses import map_ignore_labels
 from tinyreason.puzzles.dataset import SplitData
-from tinyreason.puzzles.merge import MergedSplit
+from tinyreason.puzzles.merge import MergedSplit, split_parts
 
 
 def epoch_rows(data: SplitData | MergedSplit, global_batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """Example-row indices of every global batch of one epoch: list of (global_batch_size,) arrays."""
-    if not isinstance(data, MergedSplit):
-        return _folder_rows(data, global_batch_size, [seed, epoch])
-    starts = np.cumsum([0] + [len(part) for part in data.parts])  # folder k's rows follow folders 0..k-1's
+    parts = split_parts(data)
+    starts = data.inputs.starts if isinstance(data, MergedSplit) else [0]  # folder k's first row in `data`
     out = []
-    for k, part in enumerate(data.parts):
-        rows = _folder_rows(part, global_batch_size, [seed, epoch, k])
+    for k, part in enumerate(parts):
+        rows = _folder_rows(part, global_batch_size, [seed, epoch] if len(parts) == 1 else [seed, epoch, k])
         if not rows:
-            raise UserError(f"{part.path}: {part.metadata.total_groups} groups cannot fill one batch of {global_batch_size} "
-                            f"on their own (each folder's batches are its own, as TRM's); lower global_batch_size")
+            alone = " on their own (each folder's batches are its own, as TRM's)" if len(parts) > 1 else ""
+            raise UserError(f"{part.path}: {part.metadata.total_groups} groups cannot fill one batch of "
+                            f"{global_batch_size}{alone}; lower global_batch_size")
         out += [r + starts[k] for r in rows]
     return out
 
@@ -78,11 +78,7 @@ def train_batches(
     local = global_batch_size // world_size
     epoch = start_epoch
     while True:
-        batches = epoch_rows(data, global_batch_size, seed, epoch)
-        if not batches:
-            raise UserError(
-                f"{data.path}: {data.metadata.total_groups} groups cannot fill one batch of {global_batch_size}; lower global_batch_size"
-            )
+        batches = epoch_rows(data, global_batch_size, seed, epoch)  # raises when a folder fills no batch
         for i in range(skip, len(batches)):
             yield epoch, i, batch_arrays(data, batches[i][rank * local : (rank + 1) * local])
         epoch, skip = epoch + 1, 0

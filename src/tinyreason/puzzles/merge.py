@@ -134,7 +134,7 @@ def limit_warning(data: SplitData | MergedSplit, limit: int | None) -> str | Non
     parts = split_parts(data)
     if limit is None or len(parts) == 1 or limit > len(data) - len(parts[-1]):
         return None
-    starts = np.cumsum([0] + [len(p) for p in parts])
+    starts = data.inputs.starts  # (K+1,) folder k's first row
     used = int(np.searchsorted(starts, limit, side="left"))  # folders holding any of the first `limit` rows
     return (f"warning: the limit {limit} keeps the first examples of {used} of the {len(parts)} folders only "
             f"(they follow in folder order); {int(starts[-2]) + 1} or more reaches the last")
