@@ -31,6 +31,25 @@ def test_completion_only_mask():
     assert len(ids) == len("P: x M: y") + 1 and mask == [0] * len("P: x ") + [1] * (len("M: y") + 1)
 
 
+@pytest.mark.parametrize("completion_only", [False, True])
+def test_encode_batched_equals_one_call_per_sample(rook_data, completion_only):
+    from tinyreason.chess.data import load_samples
+    from tinyreason.chess.tokenizer import chess_tokenizer
+
+    samples = load_samples(rook_data)[:20]
+    for tok in (train_char_tokenizer(s.text for s in samples), chess_tokenizer()):
+        want = []
+        for s in samples:
+            if completion_only:
+                p, c = tok(s.prompt).input_ids, tok(s.completion).input_ids + [tok.eos_token_id]
+                want.append((p + c, [0] * len(p) + [1] * len(c)))
+            else:
+                ids = tok(s.prompt + s.completion).input_ids + [tok.eos_token_id]
+                want.append((ids, [1] * len(ids)))
+        assert sft.encode(samples, tok, completion_only) == want
+    assert sft.encode([], tok, completion_only) == []
+
+
 @pytest.mark.slow
 def test_cpu_contention_lowers_threads_mid_run_and_restores_them(rook_data, tmp_path, monkeypatch):
     from tinyreason import contention
