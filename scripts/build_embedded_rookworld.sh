@@ -12,7 +12,7 @@
 #   TOKENIZER=chess scripts/build_embedded_rookworld.sh   (step 2: whole UCI moves as tokens,
 #                    tinyreason.chess.tokenizer, instead of the default TOKENIZER=char; tried
 #                    through stage 1 and part of stage 2 and not adopted: its environment answers
-#                    lag far behind, see the model card)
+#                    stalled in stage 2, see the model card)
 #
 # Every step is deterministic for its seed (datagen uses node limits, so its output is
 # byte-identical for any --workers; SFT and GRPO run a fixed number of steps with a fixed seed);
