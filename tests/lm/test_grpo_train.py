@@ -248,6 +248,7 @@ def test_chess_grpo_numbers_match_the_code_before_tasks(tmp_path):
             "device": "cpu", "beta": 0.04, "num_iterations": 2, "task_ratio": "1:1", "seed": 3}
     assert chess_grpo.main([f"{k}={v}" for k, v in argv.items()]) == 0
     got = [{k: r[k] for k in g} for r, g in zip(read_metrics(tmp_path / "run"), GOLDEN)]
-    # rel 1e-3: with oneDNN/ATen capped at AVX2 (`make test-avx2`'s settings, Zen 4) the samples and rewards are
-    # the same and loss, KL and grad norm move by up to 2.7e-4 (other GEMM kernels); a plumbing change moves far more
-    assert got == [{k: pytest.approx(v, rel=1e-3, abs=1e-6) for k, v in g.items()} for g in GOLDEN]
+    # The update's own numbers get rel 1e-3: with oneDNN/ATen capped at AVX2 (`make test-avx2`'s settings, Zen 4) the
+    # samples and rewards are the same and loss, KL and grad norm move by up to 2.7e-4 (other GEMM kernels).
+    rel = {"loss": 1e-3, "kl": 1e-3, "grad_norm": 1e-3}
+    assert got == [{k: pytest.approx(v, rel=rel.get(k, 1e-4), abs=1e-6) for k, v in g.items()} for g in GOLDEN]
