@@ -188,6 +188,7 @@ def test_two_process_gloo_run(tiny_model_dir, rook_data, tmp_path):
     assert samples and all(s["step"] in (1, 2) for s in samples)
 
 
+@pytest.mark.golden
 def test_bf16_update_log_probs_follow_the_sampler_on_the_shipped_model(tmp_path, monkeypatch, stockfish_path):
     """12 steps of the demo's GRPO (bf16, the shipped RookWorld model): before each update the
     policy's log-probs of the sampled tokens, from the update's own forward, agree with the
@@ -236,6 +237,7 @@ GOLDEN = [
 ]
 
 
+@pytest.mark.golden
 def test_chess_grpo_numbers_match_the_code_before_tasks(tmp_path):
     from tinyreason.hub import EMBEDDED_DIR
 
