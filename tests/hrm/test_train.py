@@ -151,6 +151,23 @@ def test_trainer_takes_several_data_folders(fixtures, tmp_path):
     assert read_metrics(run)[-1]["step"] == 2 and "eval/accuracy" in read_metrics(run)[-1]
 
 
+def test_trainer_runs_the_estimated_steps_past_the_configured_epochs(fixtures, tmp_path):
+    """The official step estimate (epochs x groups x examples / batch) counts the incomplete last
+    batch each epoch drops: 4 epochs of 3 puzzles at batch 2 estimate 6 steps, one real batch per
+    epoch. The official loop would stop after 4; ours trains the 6 (into epochs 4 and 5)."""
+    data = tiny_dataset(fixtures, tmp_path, n=3)
+    run = tmp_path / "run"
+    cfg = {"arch": {"H_cycles": 1, "L_cycles": 1, "H_layers": 1, "L_layers": 1, "hidden_size": 32, "num_heads": 2,
+                    "expansion": 2, "puzzle_emb_ndim": 32, "halt_max_steps": 2, "forward_dtype": "float32"},
+           "data_path": str(data), "checkpoint_path": str(run), "global_batch_size": 2, "epochs": 4,
+           "device": "cpu", "log_every": 1}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert train_main(["--config", str(tmp_path / "cfg.yaml")]) == 0
+    logged = [(r["step"], r["epoch"]) for r in read_metrics(run) if "epoch" in r]
+    assert logged == [(s, s - 1) for s in range(1, 7)]
+    assert load_checkpoint(run).step == 6
+
+
 @pytest.mark.slow
 def test_trainer_reports_to_tensorboard_across_a_resume(fixtures, tmp_path):
     from tracker_files import metrics_series, same_series, tensorboard_scalars

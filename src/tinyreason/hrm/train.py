@@ -4,7 +4,11 @@ Follows sapientinc/HRM `pretrain.py` (and TRM's, the same loop): ACT in training
 exploration; the carry persists across steps, so only halted rows take new examples), the
 `ACTLossHead` loss (`hrm.losses.act_loss`) scaled by 1/global_batch_size, gradients summed
 over torchrun ranks, sign-SGD for the sparse puzzle embedding, linear warmup then cosine
-decay to lr * lr_min_ratio over the estimated total steps. Checkpoints are
+decay to lr * lr_min_ratio over the estimated total steps (the official formula, epochs x
+groups x mean examples per puzzle / batch). Departure: that estimate counts the examples the
+batching drops (cut puzzles, incomplete last batches), so real epochs hold fewer batches; the
+official loop ends with its last epoch, short of the estimate and of the schedule's end, while
+ours runs on into the next epoch until the estimated step. Checkpoints are
 `<checkpoint_path>/step_N`, plain state dicts keyed `_orig_mod.model.inner.…` (what the
 official `evaluate.py` loads into its compiled ACTLossHead), beside an `all_config.yaml` in
 the official layout. Resume state (optimizer, step, data position) is `train_state.pt`,
