@@ -18,7 +18,7 @@ from decode_attention import rollouts_on_off
 from linear_kernels import timed
 
 from tinyreason import kernels
-from tinyreason.lm import sampler
+from tinyreason.lm.cached_gpt2 import CachedGPT2
 from tinyreason.lm.model import random_model
 
 SHAPES = {"small": (16, 256, 4, 64), "124m": (8, 768, 12, 50257)}  # rows, width, layers, vocab
@@ -33,13 +33,13 @@ def per_token(name: str, reps: int) -> None:
     flop = 2 * rows * sum(o * i for o, i in shapes)
     sides = {"oneDNN": [(kernels.dnn_pack(w, rows), b, xs[w.shape[1]]) for w, b in weights],
              "C": [(kernels.Panels(w), b, xs[w.shape[1]]) for w, b in weights]}
-    ref, got = (sampler._GPT2.linear(sides[s][0][2], *sides[s][0][:2]) for s in sides)
+    ref, got = (CachedGPT2.linear(sides[s][0][2], *sides[s][0][:2]) for s in sides)
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
     best = {}
     for side, packed in sides.items():
         def token():
             for w, b, x in packed:
-                sampler._GPT2.linear(x, w, b)
+                CachedGPT2.linear(x, w, b)
         best[side] = min(timed(token, reps) for _ in range(5))
     mb = sum(o * i for o, i in shapes) * 4 / 1e6
     print(f"  {name}: {rows} rows, {mb:.0f} MB of weights per token: oneDNN {best['oneDNN'] * 1e3:7.2f} ms "

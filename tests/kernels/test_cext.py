@@ -14,7 +14,8 @@ from tinyreason.kernels import _cext as cext
 from tinyreason.kernels import _onednn as onednn
 from tinyreason.kernels import _switch
 from tinyreason.lm.model import random_model, train_char_tokenizer
-from tinyreason.lm.sampler import _CASTS, sample, stop_token_ids
+from tinyreason.lm.cached_gpt2 import _CASTS
+from tinyreason.lm.sampler import sample, stop_token_ids
 from tinyreason.lm.shared_prefix import SharedPrefix
 
 pytestmark = pytest.mark.kernels  # each test compares a kernel with its plain path (off: skipped)

@@ -5,7 +5,8 @@ import torch
 
 from tinyreason import kernels
 from tinyreason.lm.model import random_model, train_char_tokenizer
-from tinyreason.lm.sampler import _GPT2, decode_completions, sample, stop_token_ids
+from tinyreason.lm.cached_gpt2 import CachedGPT2
+from tinyreason.lm.sampler import decode_completions, sample, stop_token_ids
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +123,20 @@ def test_bf16_sampler_close_to_fp32(tiny):
 def test_bf16_sampler_without_onednn_bf16_gemm(tiny, monkeypatch):
     """On AVX2-only CPUs oneDNN cannot pack bf16: the sampler packs fp32 copies of the bf16
     weights and emulates bf16 (`kernels.emulate_bf16`), with the values of dense bf16 weights."""
-    from tinyreason.lm import sampler
+    from tinyreason.lm import cached_gpt2
 
     monkeypatch.setitem(kernels.FORCED, "emulate_bf16", True)
     monkeypatch.setitem(kernels.FORCED, "decode_linear", False)  # oneDNN's linears (the C ones: tests/kernels/test_cext.py)
     model, tok = tiny
     rolls = []
     for emulate in (True, False):
-        monkeypatch.setattr(sampler, "_CASTS", type(sampler._CASTS)())  # no view packed under another setting
+        monkeypatch.setattr(cached_gpt2, "_CASTS", type(cached_gpt2._CASTS)())  # no view packed under another setting
         if not emulate:  # reference: dense bf16 weights through F.linear
             monkeypatch.setattr(kernels, "dnn_pack", lambda w, rows: w)
         rolls.append(sample(model, [tok("P: rnbq").input_ids], 2, 8, temperature=0.0, pad_id=tok.pad_token_id,
                             dtype=torch.bfloat16))
         if emulate:
-            net = _GPT2.for_model(model, torch.bfloat16, 2)
+            net = CachedGPT2.for_model(model, torch.bfloat16, 2)
             assert net.head.dtype == net.layers[0].qkv[0].dtype == torch.float32  # fp32 copies of bf16 values
             assert net.head.is_mkldnn == kernels.choose.onednn_pack(torch.zeros(1))
             w_shape = model.transformer.h[0].attn.c_attn.weight.t().shape  # (3C, C): no other tensor has it
@@ -169,8 +170,8 @@ def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, path, monke
     monkeypatch.setitem(kernels.FORCED, "decode_step", path == "step")  # ... per op, or in one call per token
     ids = [tok("P: rnbq").input_ids]
     a = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
-    before = [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies]
-    panels = [w.panels.data_ptr() for w in _GPT2.for_model(model, dtype, 1)._panels]
+    before = [t.data_ptr() for t in CachedGPT2.for_model(model, dtype, 1)._copies]
+    panels = [w.panels.data_ptr() for w in CachedGPT2.for_model(model, dtype, 1)._panels]
     assert bool(panels) == c_linear
     fc = model.transformer.h[0].mlp.c_fc.weight  # a packed linear weight
     with torch.no_grad():  # an optimizer step changes weights in place
@@ -178,9 +179,9 @@ def test_cached_packed_weights_follow_parameter_updates(tiny, dtype, path, monke
         fc.mul_(3.0)
     try:
         b = sample(model, ids, 1, 6, temperature=0.0, pad_id=tok.pad_token_id, dtype=dtype)
-        assert [t.data_ptr() for t in _GPT2.for_model(model, dtype, 1)._copies] == before  # bf16: refreshed in place
-        assert [w.panels.data_ptr() for w in _GPT2.for_model(model, dtype, 1)._panels] == panels  # re-packed in place
-        assert (_GPT2.for_model(model, dtype, 1).step is not None) == (path == "step")
+        assert [t.data_ptr() for t in CachedGPT2.for_model(model, dtype, 1)._copies] == before  # bf16: refreshed in place
+        assert [w.panels.data_ptr() for w in CachedGPT2.for_model(model, dtype, 1)._panels] == panels  # re-packed in place
+        assert (CachedGPT2.for_model(model, dtype, 1).step is not None) == (path == "step")
         ref = _full_logprobs(model, b, 0.0)
         tol = 1e-4 if dtype == torch.float32 else 0.1
         assert torch.allclose(b.logprobs, ref, atol=tol) and not torch.allclose(a.logprobs, b.logprobs, atol=tol)
