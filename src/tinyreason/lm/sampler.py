@@ -6,9 +6,9 @@ sampled token, and masks, as fast as possible on a CPU. This sampler
   in decoding the G queries of a group attend to that copy together (shared-prefix
   attention, `tinyreason.lm.shared_prefix`) and to their own generated K/V,
 - keeps a static, preallocated KV cache written in place and runs the GPT-2 blocks
-  directly (`tinyreason.lm.cached_gpt2`) (no per-step cache objects, mask builders or logits processors; GELU fused
-  into the MLP's first GEMM on oneDNN; decode attention as batched matmuls, no SDPA mask
-  per step),
+  directly (`tinyreason.lm.cached_gpt2`: no per-step cache objects, mask builders or logits
+  processors; GELU fused into the MLP's first GEMM on oneDNN; decode attention as batched
+  matmuls, no SDPA mask per step),
 - runs the one GPT-2 forward (`tinyreason.lm.gpt2.blocks`) on its own view of the weights:
   on CPU the linears packed once per update (oneDNN's blocked layout, or the C linears' panels;
   fp32, or bf16 copies refreshed in place; where the CPU has no bf16 GEMM, fp32 copies of the
