@@ -9,9 +9,7 @@ import sys
 import pytest
 import torch
 
-from tinyreason import kernels
 from tinyreason.kernels import _cext as cext
-from tinyreason.kernels import _onednn as onednn
 from tinyreason.kernels import _switch
 from tinyreason.lm.model import random_model, train_char_tokenizer
 from tinyreason.lm.cached_gpt2 import _CASTS

@@ -90,7 +90,6 @@ class SharedPrefix:
         """q (A, H, 1, D); ks, vs (A, H, t, D) the K/V of the t tokens generated so far -> (A, H, 1, D)."""
         kp, vp = self.kv[i]  # (B', H, P, D)
         b, h, p, d = kp.shape
-        a = q.shape[0]
         qr = q[:, :, 0]  # (A, H, D)
         if self.slot is not None:
             qr = qr.new_zeros((b * self.g, h, d)).index_copy_(0, self.slot, qr)  # (B'*G, H, D)
