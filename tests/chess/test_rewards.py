@@ -13,6 +13,7 @@ import pytest
 
 from tinyreason.chess import arbiter_completion
 from tinyreason.chess.engine import EnginePool
+from tinyreason.chess.eval_metrics import score_mate_in_one
 from tinyreason.chess.formats import policy_prompt
 from tinyreason.chess.rewards import (
     DEFAULT_WEIGHTS,
@@ -27,6 +28,7 @@ from tinyreason.chess.rewards import (
     policy_eval_error,
     policy_format,
     policy_legal_moves,
+    policy_mate,
     policy_move_quality,
     policy_valid_best_move,
     score,
@@ -63,6 +65,21 @@ def test_policy_candidates_overlap():
              "M: e2e4 d2d4 g1f3 c2c4 g2g3 a2a3 E:", "B: e2e4", "M: e2e4 e2e4 E:"]
     got = policy_candidates([P] * 6, comps, reference=[REF] * 6)
     assert got == pytest.approx([1.0, 0.4, 0.0, 5 / 6, 0.0, 0.2])
+
+
+def test_policy_mate_credits_only_a_legal_mating_best_move_as_the_eval_counts_mates():
+    fen = "r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4"  # Qxf7# on the board
+    p = policy_prompt(fen)
+    comps = ["M: h5f7 c4f7 E: 99.0 2.0 B: h5f7",  # the mate
+             "B: h5f7",  # the mate in a malformed answer: still the mate
+             "M: c4f7 E: 2.0 B: c4f7",  # check, not mate
+             "M: h5h8 E: 1.0 B: h5h8",  # illegal
+             "M: h5f7 E: 99.0"]  # no best move
+    got = policy_mate([p] * len(comps), comps)
+    assert got == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert got == [float(score_mate_in_one(p, c).mates) for c in comps]
+    assert policy_mate([P], [REF]) == [0.0]  # no mate from the start position
+    assert DEFAULT_WEIGHTS["policy"]["policy_mate"] == 0.0  # off unless a config weights it
 
 
 def test_policy_legal_moves_counts_distinct_legal_moves():

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import chess
-
 from tinyreason.chess.arbiter import arbiter_completion
-from tinyreason.chess.formats import board_or_none, fen_fields, is_legal, parse_env, parse_policy
+from tinyreason.chess.formats import board_or_none, fen_fields, gives_mate, is_legal, parse_env, parse_policy
 from tinyreason.chess.rewards import EVAL_CLIP, clip_eval  # noqa: F401  (EVAL_CLIP re-exported)
 
 FEN_FIELD_NAMES = ("placement", "side", "castling", "ep", "halfmove", "fullmove")
@@ -125,10 +123,7 @@ def score_mate_in_one(prompt: str, completion: str) -> MateRecord:
     pred = parse_policy(completion, fen=prompt)
     board = board_or_none(pred.fen)
     chosen = pred.best if pred.has_best else None
-    if board is None or not is_legal(board, chosen):
-        return MateRecord(chosen=chosen, legal=False, mates=False)
-    board.push(chess.Move.from_uci(chosen))  # type: ignore[arg-type]
-    return MateRecord(chosen=chosen, legal=True, mates=board.is_checkmate())
+    return MateRecord(chosen=chosen, legal=is_legal(board, chosen), mates=gives_mate(board, chosen))
 
 
 def _mean(values: list[float]) -> float | None:

@@ -102,6 +102,15 @@ def is_legal(board: chess.Board | None, uci: str | None) -> bool:
     return board is not None and move is not None and move in board.legal_moves
 
 
+def gives_mate(board: chess.Board | None, uci: str | None) -> bool:
+    """`uci` is legal on `board` and checkmates at once (the board is left unchanged)."""
+    if not is_legal(board, uci):
+        return False
+    after = board.copy(stack=False)  # type: ignore[union-attr]
+    after.push(chess.Move.from_uci(uci))  # type: ignore[arg-type]
+    return after.is_checkmate()
+
+
 def _float_or_none(text: str) -> float | None:
     try:
         value = float(text)

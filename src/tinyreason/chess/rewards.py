@@ -23,6 +23,7 @@ from tinyreason.chess.formats import (
     EnvParse,
     PolicyParse,
     fen_fields,
+    gives_mate,
     parse_env,
     parse_env_completion,
     parse_env_prompt,
@@ -144,6 +145,14 @@ def policy_valid_best_move(prompts, completions, reference=None, engine=None, **
         best = _best_move_credit(r, ref, engine)
         out.append(best if best <= 0 or r.well_formed else 0.0)
     return out
+
+
+def policy_mate(prompts, completions, **_) -> list[float]:
+    """{0, 1}: 1 when `B:` is legal and checkmates at once (python-chess), as the eval's
+    mate-in-one accuracy counts it; 0 otherwise. Singles out the mate, which
+    `policy_move_quality` cannot: its evals are clipped at +-10 pawns, so a move that keeps a
+    won position scores nearly as the mate does (off by default: weight 0)."""
+    return [float(gives_mate(r.board, r.best)) for r in (_checked_policy(p, c) for p, c in zip(prompts, completions))]
 
 
 def policy_legal_moves(prompts, completions, **_) -> list[float]:
@@ -274,14 +283,15 @@ REWARD_FUNCS: dict[str, dict[str, Callable[..., list[float]]]] = {
     "policy": {"policy_format": policy_format, "policy_best_move": policy_best_move,
                "policy_candidates": policy_candidates, "policy_eval_error": policy_eval_error,
                "policy_legal_moves": policy_legal_moves, "policy_valid_best_move": policy_valid_best_move,
-               "policy_move_quality": policy_move_quality},
+               "policy_move_quality": policy_move_quality, "policy_mate": policy_mate},
     "env": {"env_format": env_format, "env_fen_exact": env_fen_exact,
             "env_fen_fields": env_fen_fields, "env_outcome": env_outcome, "env_fen_ranks": env_fen_ranks},
 }
 
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "policy": {"policy_format": 0.2, "policy_best_move": 1.0, "policy_candidates": 0.3, "policy_eval_error": 0.2,
-               "policy_legal_moves": 0.0, "policy_valid_best_move": 0.0, "policy_move_quality": 0.0},
+               "policy_legal_moves": 0.0, "policy_valid_best_move": 0.0, "policy_move_quality": 0.0,
+               "policy_mate": 0.0},
     "env": {"env_format": 0.2, "env_fen_exact": 1.0, "env_fen_fields": 0.3, "env_outcome": 0.3, "env_fen_ranks": 0.0},
 }
 
