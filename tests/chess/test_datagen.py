@@ -92,44 +92,31 @@ def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path, stockf
 
 @pytest.mark.slow
 def test_resume_after_ctrl_c_and_a_real_kill(tmp_path, stockfish_path):
-    # 12 games of 5000 nodes: after the signal at >= 2 (then >= 4) games the rest take ~2 s, which
-    # the 10 ms poll below must not sleep through. A full-suite run once saw the run finish before
-    # the signal went out, so such an attempt (the signal never sent) is started again, at most 3 times.
+    # 12 games of 5000 nodes: after the kill at >= 4, the 8 left take two workers ~1 s, which the
+    # 50 ms poll below must not sleep through.
     args = ["--stockfish", stockfish_path, "--nodes", "5000", "--max-plies", "30", "--games", "12"]
     full, part = tmp_path / "full.txt", tmp_path / "part.txt"
     assert cli_main(["chess", "datagen", "--out", str(full), *args]) == 0
     state = tmp_path / "part.txt.state.json"
 
-    def interrupt(sig: int, after_games: int, workers: str) -> subprocess.CompletedProcess | None:
-        """The run signalled once `after_games` are written; None if it finished first."""
+    def interrupt(sig: int, after_games: int, workers: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "tinyreason.cli", "chess", "datagen", "--out", str(part), *args, "--workers", workers]
-        # own process group, signalled as a whole like a terminal's Ctrl-C (workers and engines too)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        # own process group, signalled as a whole like a terminal's Ctrl-C (workers and engines too).
+        # SIGINT back to its default: a shell starts background jobs (`make test &`) with SIGINT
+        # ignored, which the child would inherit and so never see the Ctrl-C.
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 60
         while time.time() < deadline and proc.poll() is None:
             if state.exists() and json.loads(state.read_text() or "{}").get("games_done", 0) >= after_games:
                 break
-            time.sleep(0.01)
-        if proc.poll() is not None:  # finished (or failed) before the signal: not the case under test
-            assert proc.returncode == 0, proc.stderr.read()
-            return None
+            time.sleep(0.05)
         os.killpg(proc.pid, sig)
         return subprocess.CompletedProcess(cmd, proc.wait(), "", proc.stderr.read())
 
-    for _attempt in range(3):
-        for f in tmp_path.glob("part.txt*"):
-            f.unlink()
-        ctrl_c = interrupt(signal.SIGINT, 2, "1")
-        if ctrl_c is None:
-            continue
-        assert ctrl_c.returncode == 130 and ctrl_c.stderr.rstrip().endswith("interrupted"), ctrl_c.stderr
-        killed = interrupt(signal.SIGKILL, 4, "2")
-        if killed is None:
-            continue
-        assert killed.returncode == -signal.SIGKILL  # killed mid-run, not finished
-        break
-    else:
-        pytest.fail("in 3 attempts the datagen run finished before the test could signal it")
+    ctrl_c = interrupt(signal.SIGINT, 2, "1")
+    assert ctrl_c.returncode == 130 and ctrl_c.stderr.rstrip().endswith("interrupted"), ctrl_c.stderr
+    assert interrupt(signal.SIGKILL, 4, "2").returncode == -signal.SIGKILL  # killed mid-run, not finished
     assert 4 <= json.loads(state.read_text())["games_done"] < 12
     assert cli_main(["chess", "datagen", "--out", str(part), *args]) == 0
     assert part.read_bytes() == full.read_bytes()
