@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tinyreason.chess.eval_metrics import (
-    EVAL_CLIP,
     reference_best_moves,
     score_env,
     score_mate_in_one,
@@ -17,6 +16,7 @@ from tinyreason.chess.eval_metrics import (
     summarize_policy,
 )
 from tinyreason.chess.formats import parse_policy
+from tinyreason.chess.rewards import EVAL_CLIP
 
 # White mates with Ra8 (back rank); the other four candidates are quiet moves.
 BACK_RANK = "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"

@@ -9,7 +9,7 @@ Choices worth knowing (also in docs/chess_eval.md):
   side to move), never the reference `B:` field: in the original RookWorld data `B:` for black
   is often not the engine's choice (182 of the 400 samples of rook_val_400). Moves tied at
   the top eval all count as best (e.g. five 0.0 evals in a dead draw).
-- Eval errors are measured in pawns after clipping both evals to +-EVAL_CLIP, so a mate
+- Eval errors are measured in pawns after clipping both evals to +-`rewards.EVAL_CLIP`, so a mate
   score (+-999.xx) counts as a large but finite error instead of swamping the mean. A move
   the completion lists more than once counts once, with its first numeric eval.
 """
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 from tinyreason.chess.arbiter import arbiter_completion
 from tinyreason.chess.formats import board_or_none, fen_fields, gives_mate, is_legal, parse_env, parse_policy
-from tinyreason.chess.rewards import EVAL_CLIP, clip_eval  # noqa: F401  (EVAL_CLIP re-exported)
+from tinyreason.chess.rewards import clip_eval
 
 FEN_FIELD_NAMES = ("placement", "side", "castling", "ep", "halfmove", "fullmove")
 
