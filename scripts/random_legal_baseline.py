@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tinyreason.chess.data import load_samples
 from tinyreason.chess.eval_metrics import score_mate_in_one, score_policy
-from tinyreason.chess.formats import board_or_none, parse_policy
+from tinyreason.chess.formats import parse_policy
 from tinyreason.chess.rewards import CP_CLIP
 from tinyreason.errors import UserError
 from tinyreason.fileio import atomic_write_json
@@ -32,11 +32,10 @@ BUCKETS = (("no legal move", 0, 0), ("1-5 legal moves", 1, 5), ("6-20", 6, 20), 
 
 def position(prompt: str) -> tuple[str, list[str]]:
     """(FEN, its legal moves in UCI) of a policy prompt; ValueError if it holds no valid position."""
-    fen = parse_policy("", fen=prompt).fen
-    board = board_or_none(fen)
-    if board is None:
+    parsed = parse_policy("", fen=prompt)  # parses the FEN into .board (None if not a valid position)
+    if parsed.board is None:
         raise ValueError(f"not a valid position: {prompt.strip()[:90]!r}")
-    return fen, [m.uci() for m in board.legal_moves]
+    return parsed.fen, [m.uci() for m in parsed.board.legal_moves]
 
 
 def _answer(move: str) -> str:
